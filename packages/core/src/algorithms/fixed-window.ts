@@ -1,0 +1,52 @@
+/**
+ * Fixed window: a window of `windowMs` starts at a key's first counted request and admits up to
+ * `limit` units; the next request after it ends opens a new one.
+ *
+ * State: [windowStart, count].
+ */
+import type { Algorithm, AlgorithmState, Policy, StepResult } from '../types.js';
+import { ceilMs, exactWait } from './shared.js';
+
+function current(state: AlgorithmState | undefined, now: number, windowMs: number): [number, number] {
+  // A start in the future means the clock went back: restart the window at now so the key is never
+  // blocked for longer than one window.
+  if (state === undefined || now >= state[0] + windowMs) return [now, 0];
+  return [Math.min(state[0], now), state[1]];
+}
+
+function admits(state: AlgorithmState | undefined, now: number, policy: Policy, cost: number): boolean {
+  return current(state, now, policy.windowMs)[1] + cost <= policy.limit;
+}
+
+export const fixedWindow: Algorithm = {
+  name: 'fixed-window',
+  tag: 'fw',
+  step(state, now, policy, cost): StepResult {
+    const { limit, windowMs } = policy;
+    const [start, count] = current(state, now, windowMs);
+    const untilEnd = start + windowMs - now;
+    if (count + cost <= limit) {
+      const used = count + cost;
+      return {
+        state: [start, used],
+        allowed: true,
+        remaining: limit - used,
+        resetMs: used > 0 ? ceilMs(untilEnd) : 0,
+        retryAfterMs: 0,
+        ttlMs: Math.max(1, ceilMs(untilEnd)),
+      };
+    }
+    const resetMs = ceilMs(untilEnd);
+    return {
+      state: [start, count],
+      allowed: false,
+      remaining: limit - count,
+      resetMs,
+      retryAfterMs:
+        cost > limit
+          ? Math.max(1, resetMs)
+          : exactWait(untilEnd, (wait) => admits(state, now + wait, policy, cost)),
+      ttlMs: Math.max(1, resetMs),
+    };
+  },
+};

@@ -1,0 +1,24 @@
+import type { Algorithm, AlgorithmName } from '../types.js';
+import { fixedWindow } from './fixed-window.js';
+import { gcra } from './gcra.js';
+import { leakyBucket } from './leaky-bucket.js';
+import { slidingLog } from './sliding-log.js';
+import { slidingWindow } from './sliding-window.js';
+import { tokenBucket } from './token-bucket.js';
+
+export { fixedWindow, gcra, leakyBucket, slidingLog, slidingWindow, tokenBucket };
+
+export const ALGORITHMS: Readonly<Record<AlgorithmName, Algorithm>> = {
+  'fixed-window': fixedWindow,
+  'sliding-window': slidingWindow,
+  'sliding-log': slidingLog,
+  'token-bucket': tokenBucket,
+  'leaky-bucket': leakyBucket,
+  gcra,
+};
+
+export const ALGORITHM_NAMES = Object.keys(ALGORITHMS) as readonly AlgorithmName[];
+
+export function algorithmByName(name: AlgorithmName): Algorithm {
+  return ALGORITHMS[name];
+}

@@ -1,0 +1,55 @@
+/**
+ * Leaky bucket, as a meter: each request pours `cost` into a bucket of capacity `burst` (default
+ * `limit`) that drains continuously at `limit` per `windowMs`; a request that would overflow it is
+ * denied. It admits exactly what a token bucket of the same capacity admits (the level is the
+ * capacity minus the tokens), and it answers 429 instead of delaying requests.
+ *
+ * State: [level, updatedAt].
+ */
+import type { Algorithm, AlgorithmState, Policy, StepResult } from '../types.js';
+import { ceilMs, exactWait, floorUnits } from './shared.js';
+
+function levelAt(state: AlgorithmState | undefined, now: number, policy: Policy): number {
+  if (state === undefined) return 0;
+  // min(): an update time in the future means the clock went back; drain nothing rather than go negative.
+  const elapsed = now - Math.min(state[1], now);
+  return Math.max(0, state[0] - (elapsed * policy.limit) / policy.windowMs);
+}
+
+function admits(state: AlgorithmState | undefined, now: number, policy: Policy, cost: number): boolean {
+  return levelAt(state, now, policy) + cost <= policy.burst;
+}
+
+export const leakyBucket: Algorithm = {
+  name: 'leaky-bucket',
+  tag: 'lb',
+  step(state, now, policy, cost): StepResult {
+    const { limit, windowMs, burst } = policy;
+    const msPerUnit = windowMs / limit;
+    const level = levelAt(state, now, policy);
+    if (level + cost <= burst) {
+      const filled = level + cost;
+      const resetMs = ceilMs(filled * msPerUnit);
+      return {
+        state: [filled, now],
+        allowed: true,
+        remaining: floorUnits(burst - filled),
+        resetMs,
+        retryAfterMs: 0,
+        ttlMs: Math.max(1, resetMs),
+      };
+    }
+    const resetMs = ceilMs(level * msPerUnit);
+    return {
+      state: [level, now],
+      allowed: false,
+      remaining: floorUnits(burst - level),
+      resetMs,
+      retryAfterMs:
+        cost > burst
+          ? Math.max(1, resetMs)
+          : exactWait((level + cost - burst) * msPerUnit, (wait) => admits(state, now + wait, policy, cost)),
+      ttlMs: Math.max(1, resetMs),
+    };
+  },
+};

@@ -1,0 +1,27 @@
+/**
+ * Arithmetic shared by the algorithms. Redis scripts mirror these helpers line for line
+ * (stores/redis/lua/shared.lua), so a change here is a change there.
+ */
+
+/** Whole milliseconds, rounded up, never negative: used for resetMs. */
+export function ceilMs(ms: number): number {
+  return ms > 0 ? Math.ceil(ms - 1e-9) : 0;
+}
+
+/** Whole units left, rounded down, never negative. The tiny slack absorbs float noise like 2.9999999999. */
+export function floorUnits(units: number): number {
+  return units > 0 ? Math.floor(units + 1e-9) : 0;
+}
+
+/**
+ * The exact wait in whole milliseconds before `admitsAfter(wait)` holds, starting from an
+ * analytic guess. Checking the guess against the admission test itself makes the promise exact
+ * whatever the float rounding: a retry after the returned wait passes, one 1 ms earlier fails.
+ * The guess is within a millisecond, so the loops run at most a couple of times.
+ */
+export function exactWait(guessMs: number, admitsAfter: (waitMs: number) => boolean): number {
+  let wait = Math.max(1, Math.ceil(guessMs));
+  for (let i = 0; i < 4 && !admitsAfter(wait); i++) wait++;
+  for (let i = 0; i < 4 && wait > 1 && admitsAfter(wait - 1); i++) wait--;
+  return wait;
+}

@@ -1,0 +1,79 @@
+/**
+ * Sliding window (weighted counter), the default: windows of `windowMs` aligned to the epoch; the
+ * count of the previous window is weighted by the part of it still inside the sliding window:
+ * estimate = previous * (1 - elapsed / windowMs) + current. Admits while estimate + cost <= limit.
+ * It never admits more than `limit` in one aligned window and at most 2 x `limit` in any sliding one;
+ * under steady traffic its error is a few percent (docs/algorithms.md).
+ *
+ * State: [windowStart, previousCount, currentCount].
+ */
+import type { Algorithm, AlgorithmState, Policy, StepResult } from '../types.js';
+import { ceilMs, exactWait, floorUnits } from './shared.js';
+
+/** [windowStart, previous, current] as of `now`. */
+function current(state: AlgorithmState | undefined, now: number, windowMs: number): [number, number, number] {
+  const start = Math.floor(now / windowMs) * windowMs;
+  if (state === undefined) return [start, 0, 0];
+  if (state[0] === start) return [start, state[1], state[2]];
+  if (state[0] === start - windowMs) return [start, state[2], 0];
+  // A window in the future means the clock went back: keep the counts, relabelled to this window,
+  // so the key frees up within two windows instead of staying blocked.
+  if (state[0] > start) return [start, state[1], state[2]];
+  return [start, 0, 0];
+}
+
+function estimate(now: number, windowMs: number, start: number, previous: number, count: number): number {
+  return (previous * (windowMs - (now - start))) / windowMs + count;
+}
+
+function admits(state: AlgorithmState | undefined, now: number, policy: Policy, cost: number): boolean {
+  const [start, previous, count] = current(state, now, policy.windowMs);
+  return estimate(now, policy.windowMs, start, previous, count) + cost <= policy.limit;
+}
+
+function untilEmpty(now: number, windowMs: number, start: number, previous: number, count: number): number {
+  if (count > 0) return ceilMs(start + 2 * windowMs - now);
+  if (previous > 0) return ceilMs(start + windowMs - now);
+  return 0;
+}
+
+export const slidingWindow: Algorithm = {
+  name: 'sliding-window',
+  tag: 'sw',
+  step(state, now, policy, cost): StepResult {
+    const { limit, windowMs } = policy;
+    const [start, previous, count] = current(state, now, windowMs);
+    const used = estimate(now, windowMs, start, previous, count);
+    if (used + cost <= limit) {
+      const resetMs = untilEmpty(now, windowMs, start, previous, count + cost);
+      return {
+        state: [start, previous, count + cost],
+        allowed: true,
+        remaining: floorUnits(limit - used - cost),
+        resetMs,
+        retryAfterMs: 0,
+        ttlMs: Math.max(1, resetMs),
+      };
+    }
+    const resetMs = untilEmpty(now, windowMs, start, previous, count);
+    let guess: number;
+    if (count + cost <= limit) {
+      // The previous window's weight must fall until the cost fits beside this window's count.
+      guess = start + windowMs * (1 - (limit - count - cost) / previous) - now;
+    } else {
+      // This window's count must become the previous one and fade enough.
+      guess = start + windowMs + windowMs * (1 - (limit - cost) / count) - now;
+    }
+    return {
+      state: [start, previous, count],
+      allowed: false,
+      remaining: floorUnits(limit - used),
+      resetMs,
+      retryAfterMs:
+        cost > limit
+          ? Math.max(1, resetMs)
+          : exactWait(guess, (wait) => admits(state, now + wait, policy, cost)),
+      ttlMs: Math.max(1, resetMs),
+    };
+  },
+};

@@ -1,0 +1,72 @@
+/**
+ * Several policies, one decision: shared by every store that runs the TypeScript algorithms
+ * (memory, SQLite), so they cannot disagree. The Redis scripts implement the same rule in Lua.
+ */
+import { ALGORITHMS } from './algorithms/index.js';
+import type { AlgorithmState, Policy, PolicyDecision, StepResult } from './types.js';
+
+export interface Evaluation {
+  readonly allowed: boolean;
+  readonly decisions: PolicyDecision[];
+  /** One step per policy; on an admission, the states to write (with their TTLs). */
+  readonly steps: StepResult[];
+}
+
+export function toPolicyDecision(policy: Policy, step: StepResult): PolicyDecision {
+  return {
+    policy: policy.name,
+    limit: policy.limit,
+    windowMs: policy.windowMs,
+    allowed: step.allowed,
+    remaining: step.remaining,
+    resetMs: step.resetMs,
+    retryAfterMs: step.retryAfterMs,
+  };
+}
+
+/**
+ * Admit only if every policy admits; a denial consumes nothing, so the policies that would have
+ * admitted report what they have left now (a step of cost 0) rather than after the cost.
+ */
+export function evaluate(
+  policies: readonly Policy[],
+  states: ReadonlyArray<AlgorithmState | undefined>,
+  now: number,
+  cost: number,
+): Evaluation {
+  const steps: StepResult[] = new Array(policies.length);
+  let allowed = true;
+  for (let i = 0; i < policies.length; i++) {
+    const step = ALGORITHMS[policies[i].algorithm].step(states[i], now, policies[i], cost);
+    steps[i] = step;
+    if (!step.allowed) allowed = false;
+  }
+  const decisions: PolicyDecision[] = new Array(policies.length);
+  for (let i = 0; i < policies.length; i++) {
+    const step =
+      !allowed && steps[i].allowed
+        ? ALGORITHMS[policies[i].algorithm].step(states[i], now, policies[i], 0)
+        : steps[i];
+    decisions[i] = toPolicyDecision(policies[i], step);
+  }
+  return { allowed, decisions, steps };
+}
+
+/**
+ * What `peek` reports for one policy: `remaining` and `resetMs` as they stand (a step of cost 0),
+ * `allowed` and `retryAfterMs` for a call of cost 1.
+ */
+export function peekPolicy(policy: Policy, state: AlgorithmState | undefined, now: number): PolicyDecision {
+  const algorithm = ALGORITHMS[policy.algorithm];
+  const standing = algorithm.step(state, now, policy, 0);
+  const next = algorithm.step(state, now, policy, 1);
+  return {
+    policy: policy.name,
+    limit: policy.limit,
+    windowMs: policy.windowMs,
+    allowed: next.allowed,
+    remaining: standing.remaining,
+    resetMs: standing.resetMs,
+    retryAfterMs: next.retryAfterMs,
+  };
+}

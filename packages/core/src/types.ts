@@ -54,6 +54,8 @@ export interface StepResult {
 /**
  * An algorithm is a pure transition: no clock, no I/O, no hidden state. `state` is undefined for a
  * key never seen (or expired). `cost` 0 is a read: it reports the state as of `nowMs` and is allowed.
+ * A negative `cost` is a refund (used by skipSuccessfulRequests): it gives units back, clamped to
+ * the empty state, and is always allowed.
  */
 export interface Algorithm {
   readonly name: AlgorithmName;

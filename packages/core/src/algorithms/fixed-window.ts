@@ -2,6 +2,8 @@
  * Fixed window: a window of `windowMs` starts at a key's first counted request and admits up to
  * `limit` units; the next request after it ends opens a new one.
  *
+ * A negative cost gives units back (a refund), never below zero.
+ *
  * State: [windowStart, count].
  */
 import type { Algorithm, AlgorithmState, Policy, StepResult } from '../types.js';
@@ -26,7 +28,7 @@ export const fixedWindow: Algorithm = {
     const [start, count] = current(state, now, windowMs);
     const untilEnd = start + windowMs - now;
     if (count + cost <= limit) {
-      const used = count + cost;
+      const used = Math.max(0, count + cost);
       return {
         state: [start, used],
         allowed: true,

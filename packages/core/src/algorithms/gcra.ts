@@ -30,7 +30,7 @@ export const gcra: Algorithm = {
     const interval = windowMs / limit;
     const tolerance = burst * interval;
     const tat = tatAt(state, now, policy);
-    const next = tat + cost * interval;
+    const next = Math.max(now, tat + cost * interval); // a negative cost refunds, back to now at most
     if (next - now <= tolerance) {
       const resetMs = ceilMs(next - now);
       return {

@@ -28,7 +28,7 @@ export const leakyBucket: Algorithm = {
     const msPerUnit = windowMs / limit;
     const level = levelAt(state, now, policy);
     if (level + cost <= burst) {
-      const filled = level + cost;
+      const filled = Math.max(0, level + cost); // a negative cost refunds, down to empty
       const resetMs = ceilMs(filled * msPerUnit);
       return {
         state: [filled, now],

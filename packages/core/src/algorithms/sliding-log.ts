@@ -27,6 +27,17 @@ function total(entries: readonly number[]): number {
   return sum;
 }
 
+/** A refund takes units back from the newest entries first (the requests being refunded). */
+function refundNewest(entries: number[], units: number): void {
+  while (units > 0 && entries.length > 0) {
+    const last = entries.length - 1;
+    const taken = Math.min(units, entries[last]);
+    entries[last] -= taken;
+    units -= taken;
+    if (entries[last] === 0) entries.length -= 2;
+  }
+}
+
 function admits(state: AlgorithmState | undefined, now: number, policy: Policy, cost: number): boolean {
   return total(live(state, now, policy.windowMs)) + cost <= policy.limit;
 }
@@ -47,12 +58,14 @@ export const slidingLog: Algorithm = {
         const last = entries.length - 2;
         if (last >= 0 && entries[last] === now) entries[last + 1] += cost;
         else entries.push(now, cost);
+      } else if (cost < 0) {
+        refundNewest(entries, -cost);
       }
       const resetMs = untilEmpty(entries, now, windowMs);
       return {
         state: entries,
         allowed: true,
-        remaining: limit - used - cost,
+        remaining: limit - total(entries),
         resetMs,
         retryAfterMs: 0,
         ttlMs: Math.max(1, resetMs),

@@ -45,11 +45,13 @@ export const slidingWindow: Algorithm = {
     const [start, previous, count] = current(state, now, windowMs);
     const used = estimate(now, windowMs, start, previous, count);
     if (used + cost <= limit) {
-      const resetMs = untilEmpty(now, windowMs, start, previous, count + cost);
+      // A negative cost is a refund: it comes off this window's count, never below zero.
+      const counted = Math.max(0, count + cost);
+      const resetMs = untilEmpty(now, windowMs, start, previous, counted);
       return {
-        state: [start, previous, count + cost],
+        state: [start, previous, counted],
         allowed: true,
-        remaining: floorUnits(limit - used - cost),
+        remaining: floorUnits(limit - used - (counted - count)),
         resetMs,
         retryAfterMs: 0,
         ttlMs: Math.max(1, resetMs),

@@ -27,7 +27,7 @@ export const tokenBucket: Algorithm = {
     const msPerToken = windowMs / limit;
     const tokens = tokensAt(state, now, policy);
     if (tokens >= cost) {
-      const left = tokens - cost;
+      const left = Math.min(burst, tokens - cost); // a negative cost refunds, up to the capacity
       const resetMs = ceilMs((burst - left) * msPerToken);
       return {
         state: [left, now],

@@ -1,0 +1,43 @@
+// The public API of @floodgate/core. Everything a user imports is re-exported here and nowhere else.
+export {
+  ALGORITHM_NAMES,
+  ALGORITHMS,
+  fixedWindow,
+  gcra,
+  leakyBucket,
+  slidingLog,
+  slidingWindow,
+  tokenBucket,
+} from './algorithms/index.js';
+export { monotonicClock, wallClock } from './clock.js';
+export { storeFailureDecision, toDecision } from './decision.js';
+export { FloodgateError, type FloodgateErrorCode, isFloodgateError } from './errors.js';
+export { type Evaluation, evaluate, peekPolicy, toPolicyDecision } from './evaluate.js';
+export { type ConsumeOptions, LIMITER_OPTION_NAMES, Limiter, type LimiterOptions } from './limiter.js';
+export {
+  type Duration,
+  formatDuration,
+  type LimitOption,
+  type PolicyOptions,
+  parseDuration,
+  parsePolicies,
+  parseRate,
+} from './rate.js';
+export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js';
+export { RedisStore } from './stores/redis/index.js';
+export { SqliteStore } from './stores/sqlite.js';
+export type {
+  Algorithm,
+  AlgorithmName,
+  AlgorithmState,
+  Clock,
+  Decision,
+  Degraded,
+  Policy,
+  PolicyDecision,
+  StepResult,
+  Store,
+  StoreEntry,
+  StoreHealth,
+} from './types.js';
+export { createStore } from './uri.js';

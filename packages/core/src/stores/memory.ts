@@ -1,0 +1,359 @@
+/**
+ * In-process store. Exact under concurrency because every check runs synchronously on the one JS
+ * thread. Compact: a key costs one Map entry plus fixed-size slots in typed arrays (no object per
+ * key), so a million keys fit in about 100 MB. Bounded: at `maxKeys` the least recently used key
+ * is evicted (and counted). No timer per key: expired keys are reclaimed from the LRU tail as new
+ * keys arrive, and by one unref'd sweep that walks a slice of the slots at a time.
+ */
+import { ALGORITHMS } from '../algorithms/index.js';
+import { monotonicClock } from '../clock.js';
+import { assertKnownOptions, FloodgateError, show } from '../errors.js';
+import { evaluate, peekPolicy, toPolicyDecision } from '../evaluate.js';
+import type {
+  AlgorithmState,
+  Clock,
+  Policy,
+  PolicyDecision,
+  Store,
+  StoreEntry,
+  StoreHealth,
+} from '../types.js';
+
+export interface MemoryStoreOptions {
+  /** Most keys held at once (all buckets together); the least recently used is evicted. @default 10_000_000 */
+  maxKeys?: number;
+  /** Time source in ms since the epoch. @default a monotonic clock anchored at process start */
+  clock?: Clock;
+  /** How often the background sweep runs, in ms (0 turns it off). @default 10_000 */
+  sweepIntervalMs?: number;
+}
+
+const DEFAULT_MAX_KEYS = 10_000_000;
+/** Widest fixed-size state of any algorithm (sliding window: 3 numbers). */
+const STRIDE = 3;
+const NONE = -1;
+/** Slots reclaimed from the LRU tail per new key, and per sweep tick. */
+const RECLAIM_PER_INSERT = 2;
+const SWEEP_SLICE = 50_000;
+const INITIAL_CAPACITY = 1024;
+
+/** Per-bucket index from key to slot. */
+class Table {
+  readonly index = new Map<string, number>();
+  constructor(
+    readonly id: number,
+    readonly bucket: string,
+  ) {}
+}
+
+export class MemoryStore implements Store {
+  readonly kind = 'memory';
+  /** Keys evicted to stay within maxKeys since the store was created. */
+  evictions = 0;
+
+  private readonly maxKeys: number;
+  private readonly clock: Clock;
+  private readonly tables = new Map<string, Table>();
+  private readonly tableById: Table[] = [];
+  private capacity = 0;
+  private used = 0;
+  private freeHead = NONE;
+  // Slot columns. States live in `numbers`; sliding-log states (unbounded in length) in `logs`.
+  private numbers = new Float64Array(0);
+  private expiresAt = new Float64Array(0);
+  private prev = new Int32Array(0);
+  private next = new Int32Array(0);
+  private tableOf = new Int32Array(0);
+  private keys: (string | undefined)[] = [];
+  private readonly logs = new Map<number, number[]>();
+  private head = NONE;
+  private tail = NONE;
+  private sweepCursor = 0;
+  private readonly sweepTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    assertKnownOptions(options, ['maxKeys', 'clock', 'sweepIntervalMs'], 'MemoryStore');
+    const maxKeys = options.maxKeys ?? DEFAULT_MAX_KEYS;
+    if (!Number.isInteger(maxKeys) || maxKeys < 1 || maxKeys > 16_000_000) {
+      throw new FloodgateError(
+        'FLOODGATE_INVALID_OPTION',
+        `maxKeys ${show(maxKeys)} must be a whole number from 1 to 16000000 (a JS Map's ceiling), like 100000`,
+      );
+    }
+    if (options.clock !== undefined && typeof options.clock !== 'function') {
+      throw new FloodgateError(
+        'FLOODGATE_INVALID_OPTION',
+        `clock must be a function returning ms, like () => Date.now()`,
+      );
+    }
+    const sweepIntervalMs = options.sweepIntervalMs ?? 10_000;
+    if (!Number.isInteger(sweepIntervalMs) || sweepIntervalMs < 0) {
+      throw new FloodgateError(
+        'FLOODGATE_INVALID_OPTION',
+        `sweepIntervalMs ${show(sweepIntervalMs)} must be a whole number of ms >= 0, like 10000`,
+      );
+    }
+    this.maxKeys = maxKeys;
+    this.clock = options.clock ?? monotonicClock;
+    if (sweepIntervalMs > 0) {
+      this.sweepTimer = setInterval(() => this.sweep(SWEEP_SLICE), sweepIntervalMs);
+      this.sweepTimer.unref();
+    }
+  }
+
+  /** Number of keys held (all buckets). */
+  get size(): number {
+    return this.used;
+  }
+
+  consume(key: string, policies: readonly Policy[], cost: number): Promise<readonly PolicyDecision[]> {
+    return Promise.resolve(this.consumeSync(key, policies, cost));
+  }
+
+  /** The synchronous check behind `consume`, for callers on the hot path. */
+  consumeSync(key: string, policies: readonly Policy[], cost: number): PolicyDecision[] {
+    this.assertOpen();
+    const now = this.clock();
+    if (policies.length === 1) {
+      // One policy: no all-or-nothing bookkeeping needed.
+      const policy = policies[0];
+      const table = this.table(policy.bucket);
+      const slot = this.find(table, key, now);
+      const step = ALGORITHMS[policy.algorithm].step(
+        slot === NONE ? undefined : this.read(slot, policy),
+        now,
+        policy,
+        cost,
+      );
+      if (step.allowed) this.write(table, key, slot, policy, step.state, now, step.ttlMs);
+      return [toPolicyDecision(policy, step)];
+    }
+    const slots: number[] = new Array(policies.length);
+    const states: (AlgorithmState | undefined)[] = new Array(policies.length);
+    for (let i = 0; i < policies.length; i++) {
+      slots[i] = this.find(this.table(policies[i].bucket), key, now);
+      states[i] = slots[i] === NONE ? undefined : this.read(slots[i], policies[i]);
+    }
+    const result = evaluate(policies, states, now, cost);
+    if (result.allowed) {
+      for (let i = 0; i < policies.length; i++) {
+        const step = result.steps[i];
+        this.write(this.table(policies[i].bucket), key, slots[i], policies[i], step.state, now, step.ttlMs);
+      }
+    }
+    return result.decisions;
+  }
+
+  peek(key: string, policies: readonly Policy[]): Promise<readonly PolicyDecision[]> {
+    this.assertOpen();
+    const now = this.clock();
+    return Promise.resolve(
+      policies.map((policy) => {
+        const table = this.tables.get(policy.bucket);
+        const slot = table ? this.find(table, key, now) : NONE;
+        return peekPolicy(policy, slot === NONE ? undefined : this.read(slot, policy), now);
+      }),
+    );
+  }
+
+  async reset(key: string, buckets: readonly string[]): Promise<void> {
+    this.assertOpen();
+    for (const bucket of buckets) {
+      const table = this.tables.get(bucket);
+      const slot = table?.index.get(key);
+      if (slot !== undefined) this.release(slot);
+    }
+  }
+
+  async clear(prefix: string): Promise<number> {
+    this.assertOpen();
+    let removed = 0;
+    for (const table of this.tables.values()) {
+      if (!table.bucket.startsWith(prefix)) continue;
+      for (const slot of table.index.values()) {
+        this.release(slot);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  async *entries(prefix: string): AsyncIterable<StoreEntry> {
+    this.assertOpen();
+    const now = this.clock();
+    for (const table of [...this.tables.values()]) {
+      if (!table.bucket.startsWith(prefix)) continue;
+      for (const [key, slot] of [...table.index]) {
+        if (this.expiresAt[slot] <= now) continue;
+        const log = this.logs.get(slot);
+        const base = slot * STRIDE;
+        yield {
+          bucket: table.bucket,
+          key,
+          state: log ? [...log] : Array.from(this.numbers.subarray(base, base + STRIDE)),
+          expiresAt: Date.now() + (this.expiresAt[slot] - now),
+        };
+      }
+    }
+  }
+
+  async health(): Promise<StoreHealth> {
+    return { ok: !this.closed, latencyMs: 0, detail: `memory: ${this.used} keys, ${this.evictions} evicted` };
+  }
+
+  async close(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.closed = true;
+  }
+
+  /**
+   * Reclaim expired slots, walking at most `limit` slots from where the last sweep stopped.
+   * Runs by itself on a timer; exposed for tests and for callers that want to force it.
+   */
+  sweep(limit = this.capacity): number {
+    const now = this.clock();
+    let reclaimed = 0;
+    for (let n = 0; n < limit && this.capacity > 0; n++) {
+      const slot = this.sweepCursor;
+      this.sweepCursor = (this.sweepCursor + 1) % this.capacity;
+      if (this.keys[slot] !== undefined && this.expiresAt[slot] <= now) {
+        this.release(slot);
+        reclaimed++;
+      }
+    }
+    return reclaimed;
+  }
+
+  private assertOpen(): void {
+    if (this.closed)
+      throw new FloodgateError('FLOODGATE_CLOSED', 'this MemoryStore was closed; create a new one');
+  }
+
+  private table(bucket: string): Table {
+    let table = this.tables.get(bucket);
+    if (table === undefined) {
+      table = new Table(this.tableById.length, bucket);
+      this.tables.set(bucket, table);
+      this.tableById.push(table);
+    }
+    return table;
+  }
+
+  /** The live slot of `key`, or NONE (an expired one is released on the way). */
+  private find(table: Table, key: string, now: number): number {
+    const slot = table.index.get(key);
+    if (slot === undefined) return NONE;
+    if (this.expiresAt[slot] <= now) {
+      this.release(slot);
+      return NONE;
+    }
+    return slot;
+  }
+
+  private read(slot: number, policy: Policy): AlgorithmState {
+    if (policy.algorithm === 'sliding-log') return this.logs.get(slot) ?? [];
+    const base = slot * STRIDE;
+    const n = this.numbers;
+    return [n[base], n[base + 1], n[base + 2]];
+  }
+
+  private write(
+    table: Table,
+    key: string,
+    slot: number,
+    policy: Policy,
+    state: readonly number[],
+    now: number,
+    ttlMs: number,
+  ): void {
+    const expiresAt = now + ttlMs;
+    if (slot === NONE) slot = this.insert(table, key, now);
+    else this.touch(slot);
+    this.expiresAt[slot] = expiresAt;
+    if (policy.algorithm === 'sliding-log') {
+      this.logs.set(slot, state as number[]);
+      return;
+    }
+    const base = slot * STRIDE;
+    for (let i = 0; i < state.length; i++) this.numbers[base + i] = state[i];
+  }
+
+  private insert(table: Table, key: string, now: number): number {
+    for (let i = 0; i < RECLAIM_PER_INSERT && this.tail !== NONE && this.expiresAt[this.tail] <= now; i++) {
+      this.release(this.tail);
+    }
+    if (this.used >= this.maxKeys && this.tail !== NONE) {
+      this.release(this.tail);
+      this.evictions++;
+    }
+    if (this.freeHead === NONE) this.grow();
+    const slot = this.freeHead;
+    this.freeHead = this.next[slot];
+    this.used++;
+    this.keys[slot] = key;
+    this.tableOf[slot] = table.id;
+    table.index.set(key, slot);
+    this.linkAtHead(slot);
+    return slot;
+  }
+
+  private release(slot: number): void {
+    const key = this.keys[slot];
+    if (key === undefined) return;
+    this.tableById[this.tableOf[slot]].index.delete(key);
+    this.keys[slot] = undefined;
+    this.logs.delete(slot);
+    this.unlink(slot);
+    this.next[slot] = this.freeHead;
+    this.freeHead = slot;
+    this.used--;
+  }
+
+  private touch(slot: number): void {
+    if (this.head === slot) return;
+    this.unlink(slot);
+    this.linkAtHead(slot);
+  }
+
+  private linkAtHead(slot: number): void {
+    this.prev[slot] = NONE;
+    this.next[slot] = this.head;
+    if (this.head !== NONE) this.prev[this.head] = slot;
+    this.head = slot;
+    if (this.tail === NONE) this.tail = slot;
+  }
+
+  private unlink(slot: number): void {
+    const before = this.prev[slot];
+    const after = this.next[slot];
+    if (before !== NONE) this.next[before] = after;
+    else this.head = after;
+    if (after !== NONE) this.prev[after] = before;
+    else this.tail = before;
+  }
+
+  /** Double the slot columns (up to maxKeys) and thread the new slots onto the free list. */
+  private grow(): void {
+    const old = this.capacity;
+    const capacity = Math.min(this.maxKeys, Math.max(INITIAL_CAPACITY, old * 2));
+    const numbers = new Float64Array(capacity * STRIDE);
+    numbers.set(this.numbers);
+    this.numbers = numbers;
+    this.expiresAt = extend(this.expiresAt, new Float64Array(capacity));
+    this.prev = extend(this.prev, new Int32Array(capacity));
+    this.next = extend(this.next, new Int32Array(capacity));
+    this.tableOf = extend(this.tableOf, new Int32Array(capacity));
+    this.keys.length = capacity;
+    for (let slot = capacity - 1; slot >= old; slot--) {
+      this.next[slot] = this.freeHead;
+      this.freeHead = slot;
+    }
+    this.capacity = capacity;
+  }
+}
+
+function extend<T extends Float64Array | Int32Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
+}

@@ -1,25 +1,39 @@
 /**
- * GCRA (generic cell rate algorithm): one number per key, the theoretical arrival time (TAT).
- * Each unit of cost advances it by the emission interval T = windowMs / limit; a request is
- * admitted while the advanced TAT is at most `burst` x T ahead of now (burst defaults to limit).
- * Same admissions as a token bucket of capacity `burst`, in one stored number.
+ * GCRA (generic cell rate algorithm): each unit of cost advances the key's theoretical arrival
+ * time (TAT) by the emission interval T = windowMs / limit; a request is admitted while the advanced
+ * TAT is at most `burst` x T ahead of now (burst defaults to limit). Same admissions as a token
+ * bucket of capacity `burst`.
  *
- * State: [tat].
+ * State: [anchor, units] with TAT = anchor + units x T. Keeping the TAT as a start time plus a whole
+ * number of intervals, rather than one epoch-sized float, keeps it exact: adding a fraction of a
+ * millisecond to 1.7e12 would round it away on every step, and the error would pile up at high rates.
  */
 import type { Algorithm, AlgorithmState, Policy, StepResult } from '../types.js';
 import { ceilMs, exactWait, floorUnits } from './shared.js';
 
-function tatAt(state: AlgorithmState | undefined, now: number, policy: Policy): number {
-  if (state === undefined) return now;
-  // A TAT further ahead than the whole burst means the clock went back: cap it, so no key is blocked
-  // longer than it takes to refill the burst.
-  const horizon = now + (policy.burst * policy.windowMs) / policy.limit;
-  return Math.max(now, Math.min(state[0], horizon));
+/** [anchor, units] as of `now`: a TAT in the past restarts at now with nothing outstanding. */
+function current(state: AlgorithmState | undefined, now: number, policy: Policy): [number, number] {
+  if (state === undefined) return [now, 0];
+  let anchor = state[0];
+  let units = state[1];
+  if (anchor > now) {
+    // The clock went back: restart from now, with no more outstanding than the burst, so no key
+    // is blocked longer than it takes to refill the burst.
+    anchor = now;
+    units = Math.min(units, policy.burst);
+  }
+  if (anchor + (units * policy.windowMs) / policy.limit <= now) return [now, 0];
+  return [anchor, units];
+}
+
+/** How far the TAT would be ahead of now after spending `cost`, in ms. */
+function ahead(anchor: number, units: number, now: number, policy: Policy, cost: number): number {
+  return ((units + cost) * policy.windowMs) / policy.limit - (now - anchor);
 }
 
 function admits(state: AlgorithmState | undefined, now: number, policy: Policy, cost: number): boolean {
-  const interval = policy.windowMs / policy.limit;
-  return tatAt(state, now, policy) + cost * interval - now <= policy.burst * interval;
+  const [anchor, units] = current(state, now, policy);
+  return ahead(anchor, units, now, policy, cost) <= (policy.burst * policy.windowMs) / policy.limit;
 }
 
 export const gcra: Algorithm = {
@@ -28,30 +42,33 @@ export const gcra: Algorithm = {
   step(state, now, policy, cost): StepResult {
     const { limit, windowMs, burst } = policy;
     const interval = windowMs / limit;
-    const tolerance = burst * interval;
-    const tat = tatAt(state, now, policy);
-    const next = Math.max(now, tat + cost * interval); // a negative cost refunds, back to now at most
-    if (next - now <= tolerance) {
-      const resetMs = ceilMs(next - now);
+    const tolerance = (burst * windowMs) / limit;
+    const [anchor, units] = current(state, now, policy);
+    const after = ahead(anchor, units, now, policy, cost);
+    if (after <= tolerance) {
+      // A refund that takes the TAT back past now leaves nothing outstanding.
+      const kept = Math.max(0, after);
+      const resetMs = ceilMs(kept);
       return {
-        state: [next],
+        state: kept > 0 ? [anchor, units + cost] : [now, 0],
         allowed: true,
-        remaining: floorUnits(burst - (next - now) / interval),
+        remaining: floorUnits(burst - kept / interval),
         resetMs,
         retryAfterMs: 0,
         ttlMs: Math.max(1, resetMs),
       };
     }
-    const resetMs = ceilMs(tat - now);
+    const standing = ahead(anchor, units, now, policy, 0);
+    const resetMs = ceilMs(standing);
     return {
-      state: [tat],
+      state: [anchor, units],
       allowed: false,
-      remaining: floorUnits(burst - (tat - now) / interval),
+      remaining: floorUnits(burst - standing / interval),
       resetMs,
       retryAfterMs:
         cost > burst
           ? Math.max(1, resetMs)
-          : exactWait(next - tolerance - now, (wait) => admits(state, now + wait, policy, cost)),
+          : exactWait(after - tolerance, (wait) => admits(state, now + wait, policy, cost)),
       ttlMs: Math.max(1, resetMs),
     };
   },

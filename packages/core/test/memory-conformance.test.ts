@@ -1,4 +1,4 @@
-import { describeStoreConformance } from '@floodgate/core/testing';
+import { describeStoreConformance } from '../src/testing/index.js';
 import { MemoryStore } from '../src/stores/memory.js';
 
 describeStoreConformance({

@@ -1,9 +1,564 @@
-// Placeholder until the Redis store lands (issue 6): it is being written in parallel.
-import { FloodgateError } from '../../errors.js';
-import type { Store } from '../../types.js';
+/**
+ * Redis store (standalone, Sentinel, Cluster) on ioredis. Every check is decided inside Redis by one
+ * Lua script that mirrors the TypeScript algorithms, all of a route's policies at once (admit only if
+ * all admit). Checks that arrive in the same event-loop turn are coalesced into one script call per
+ * Cluster slot, because the client's per-command cost, not Redis, is what limits throughput.
+ */
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import { ALGORITHMS } from '../../algorithms/index.js';
+import { assertKnownOptions, FloodgateError, show } from '../../errors.js';
+import type { Clock, Policy, PolicyDecision, Store, StoreEntry, StoreHealth } from '../../types.js';
+import { invalidUri, redact, splitUri } from '../../uri.js';
+import { createClient, loadIoredis, type RedisClient, warnIfUnsafe } from './driver.js';
+import { clientPart, parseRedisKey, redisKey, scanPattern, slotOf } from './keys.js';
+import { floodgateScript } from './lua.js';
+import { parseRedisUri } from './uri.js';
 
-export class RedisStore {
-  static fromUri(uri: string): Store {
-    throw new FloodgateError('FLOODGATE_INVALID_URI', `${uri}: the Redis store is not built yet`);
+export interface RedisStoreOptions {
+  /** An ioredis `Redis` or `Cluster` you created; the store never closes it. */
+  client?: Redis | Cluster;
+  /** A Redis URI (redis://, rediss://, redis+unix://, redis+sentinel://, redis+cluster://); the store creates and closes the client. */
+  url?: string;
+  /**
+   * Time source in ms since the epoch. @default Redis `TIME`, one clock for every app server.
+   * With a clock of your own, keys also live at least 60 s of real time, so a test clock that moves
+   * slower than real time does not see them vanish early.
+   */
+  clock?: Clock;
+  /** Prefix the Limiter uses unless it is given its own (like a URI's ?prefix=). */
+  prefix?: string;
+  /** Command timeout in ms of a client the store creates. @default 500 */
+  timeoutMs?: number;
+  /** Connect timeout in ms of a client the store creates; also how long a check waits for the first connection. @default 1000 */
+  connectTimeoutMs?: number;
+  /** Most checks coalesced into one script call (1 turns batching off). @default 64 */
+  maxBatch?: number;
+  /** Extra ioredis options for a client the store creates, applied over the store's safe defaults. */
+  redisOptions?: RedisOptions;
+}
+
+const OPTION_NAMES = [
+  'client',
+  'url',
+  'clock',
+  'prefix',
+  'timeoutMs',
+  'connectTimeoutMs',
+  'maxBatch',
+  'redisOptions',
+] as const;
+
+const DEFAULT_TIMEOUT_MS = 500;
+const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
+const DEFAULT_MAX_BATCH = 64;
+/** Keys (checks x policies) per script call, so no call runs long whatever the policies. */
+const MAX_BATCH_KEYS = 512;
+/** Real-time floor of a key's TTL when the store is driven by a caller's clock. */
+const CLOCK_TTL_FLOOR_MS = 60_000;
+const SCAN_COUNT = 1000;
+
+/** The subset of the ioredis command API the store uses (the same on Redis and Cluster). */
+interface Commands {
+  status: string;
+  options: { enableOfflineQueue?: boolean };
+  evalsha(sha: string, numkeys: number, ...args: (string | number)[]): Promise<unknown>;
+  eval(script: string, numkeys: number, ...args: (string | number)[]): Promise<unknown>;
+  unlink(...keys: string[]): Promise<number>;
+  get(key: string): Promise<string | null>;
+  pttl(key: string): Promise<number>;
+  scan(cursor: string, ...args: (string | number)[]): Promise<[string, string[]]>;
+  ping(): Promise<string>;
+  quit(): Promise<unknown>;
+  disconnect(): void;
+  pipeline(commands: (string | number)[][]): { exec(): Promise<[Error | null, unknown][] | null> };
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
+  off(event: string, listener: (...args: unknown[]) => void): unknown;
+  connect(): Promise<void>;
+}
+
+interface Check {
+  readonly keys: string[];
+  readonly policies: readonly Policy[];
+  /** A cost, or 'p' for peek. */
+  readonly op: string;
+  /** The caller's clock reading, or '' for Redis TIME. */
+  readonly now: string;
+  readonly resolve: (decisions: PolicyDecision[]) => void;
+  readonly reject: (error: FloodgateError) => void;
+}
+
+export class RedisStore implements Store {
+  readonly kind = 'redis';
+  readonly defaults?: { readonly prefix?: string };
+  /** The ioredis client in use (the one given, or the one the store created). */
+  readonly client: RedisClient;
+  /** Script calls made and checks sent, for benchmarks and tests of batching. */
+  readonly stats = { calls: 0, checks: 0 };
+
+  private readonly commands: Commands;
+  private readonly owned: boolean;
+  private readonly cluster: boolean;
+  private readonly clock: Clock | undefined;
+  private readonly floorTtl: string;
+  private readonly maxBatch: number;
+  private readonly connectTimeoutMs: number;
+  private readonly description: string;
+  /** Checks waiting for the next flush, by Cluster slot (0 for a single node). */
+  private readonly queues = new Map<number, Check[]>();
+  private scheduled = false;
+  /** Set while a client that does not queue offline makes its first connection. */
+  private booting: Promise<void> | undefined;
+  private readonly onError = (): void => {
+    // Errors surface through the commands that fail; without a listener ioredis would log each one.
+  };
+  private closed = false;
+
+  /** `createStore('redis://…')` lands here. */
+  static fromUri(uri: string): RedisStore {
+    return new RedisStore({ url: uri });
   }
+
+  constructor(options: RedisStoreOptions) {
+    if (options === null || typeof options !== 'object') {
+      throw new FloodgateError(
+        'FLOODGATE_INVALID_OPTION',
+        'RedisStore needs options, like new RedisStore({ url: "redis://localhost:6379" }) or new RedisStore({ client })',
+      );
+    }
+    assertKnownOptions(options, OPTION_NAMES, 'RedisStore');
+    if ((options.client === undefined) === (options.url === undefined)) {
+      throw new FloodgateError(
+        'FLOODGATE_INVALID_OPTION',
+        'RedisStore needs exactly one of { url: "redis://localhost:6379" } or { client: new Redis() }',
+      );
+    }
+    if (options.clock !== undefined && typeof options.clock !== 'function') {
+      throw new FloodgateError(
+        'FLOODGATE_INVALID_OPTION',
+        'clock must be a function returning ms, like () => Date.now()',
+      );
+    }
+    const parsed = options.url === undefined ? undefined : parseUrl(options.url);
+    const fromUri = parsed?.store ?? {};
+    const timeoutMs = positiveInteger(
+      options.timeoutMs ?? fromUri.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      'timeoutMs',
+      500,
+    );
+    this.connectTimeoutMs = positiveInteger(
+      options.connectTimeoutMs ?? fromUri.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      'connectTimeoutMs',
+      1000,
+    );
+    this.maxBatch = positiveInteger(
+      options.maxBatch ?? fromUri.maxBatch ?? DEFAULT_MAX_BATCH,
+      'maxBatch',
+      64,
+    );
+    const prefix = options.prefix ?? fromUri.prefix;
+    if (prefix !== undefined) {
+      if (typeof prefix !== 'string' || prefix.length > 200) {
+        throw new FloodgateError(
+          'FLOODGATE_INVALID_OPTION',
+          `prefix ${show(prefix)} must be a string, like "app:"`,
+        );
+      }
+      this.defaults = Object.freeze({ prefix });
+    }
+    this.clock = options.clock;
+    this.floorTtl = options.clock === undefined ? '0' : String(CLOCK_TTL_FLOOR_MS);
+    floodgateScript(); // read the scripts now: a broken install fails at construction, not per request
+
+    if (parsed !== undefined) {
+      if (
+        options.redisOptions !== undefined &&
+        (typeof options.redisOptions !== 'object' || options.redisOptions === null)
+      ) {
+        throw new FloodgateError(
+          'FLOODGATE_INVALID_OPTION',
+          'redisOptions must be an object of ioredis options, like { tls: {} }',
+        );
+      }
+      this.client = createClient(
+        parsed,
+        { timeoutMs, connectTimeoutMs: this.connectTimeoutMs },
+        options.redisOptions,
+      );
+      this.owned = true;
+      this.description = `redis ${parsed.mode} ${redact(options.url ?? '')}`;
+    } else {
+      const client = options.client as RedisClient;
+      if (
+        client === null ||
+        typeof client !== 'object' ||
+        typeof (client as { evalsha?: unknown }).evalsha !== 'function'
+      ) {
+        throw new FloodgateError(
+          'FLOODGATE_INVALID_OPTION',
+          `client ${show(client)} is not an ioredis client; pass new Redis(…) or new Cluster(…) from "ioredis"`,
+        );
+      }
+      if (options.redisOptions !== undefined) {
+        throw new FloodgateError(
+          'FLOODGATE_INVALID_OPTION',
+          'redisOptions applies only with { url }; set them on your own client instead',
+        );
+      }
+      this.client = client;
+      this.owned = false;
+      this.description = `redis ${client.isCluster ? 'cluster' : 'client'}`;
+      warnIfUnsafe(client);
+    }
+    this.commands = this.client as unknown as Commands;
+    this.cluster = this.client.isCluster === true;
+    if (this.owned) this.commands.on('error', this.onError);
+    this.startBoot();
+  }
+
+  consume(key: string, policies: readonly Policy[], cost: number): Promise<readonly PolicyDecision[]> {
+    if (!Number.isInteger(cost)) {
+      return Promise.reject(
+        new FloodgateError('FLOODGATE_INVALID_COST', `cost ${show(cost)} must be a whole number`),
+      );
+    }
+    return this.enqueue(key, policies, String(cost));
+  }
+
+  peek(key: string, policies: readonly Policy[]): Promise<readonly PolicyDecision[]> {
+    return this.enqueue(key, policies, 'p');
+  }
+
+  async reset(key: string, buckets: readonly string[]): Promise<void> {
+    this.assertOpen();
+    if (buckets.length === 0) return;
+    const part = clientPart(key);
+    // One client's keys share a slot, so one UNLINK covers them even on a Cluster.
+    await this.run(() => this.commands.unlink(...buckets.map((bucket) => redisKey(bucket, part))));
+  }
+
+  async clear(prefix: string): Promise<number> {
+    this.assertOpen();
+    let removed = 0;
+    for (const node of this.masters()) {
+      for await (const keys of this.scanKeys(node, prefix)) {
+        // Keys of different clients live in different slots: on a Cluster node, one UNLINK per key.
+        const replies = await this.run(() =>
+          this.cluster
+            ? node.pipeline(keys.map((key) => ['unlink', key])).exec()
+            : node.unlink(...keys).then((n) => [[null, n]] as [null, number][]),
+        );
+        for (const [error, n] of replies ?? []) if (error === null) removed += Number(n);
+      }
+    }
+    return removed;
+  }
+
+  async *entries(prefix: string): AsyncIterable<StoreEntry> {
+    this.assertOpen();
+    for (const node of this.masters()) {
+      for await (const keys of this.scanKeys(node, prefix)) {
+        const replies = await this.run(() =>
+          node
+            .pipeline(
+              keys.flatMap((key) => [
+                ['get', key],
+                ['pttl', key],
+              ]),
+            )
+            .exec(),
+        );
+        const wall = Date.now();
+        const now = this.clock?.();
+        for (let i = 0; i < keys.length; i++) {
+          const value = replies?.[2 * i]?.[1];
+          const pttl = Number(replies?.[2 * i + 1]?.[1]);
+          if (typeof value !== 'string' || !(pttl > 0)) continue;
+          const numbers = value.split(' ').map(Number);
+          const expires = numbers[0];
+          // With the caller's clock, the clock's own expiry decides (the real TTL has a floor).
+          if (now !== undefined && expires <= now) continue;
+          const parsed = parseRedisKey(keys[i]);
+          if (parsed === undefined) continue;
+          yield {
+            bucket: parsed.bucket,
+            key: parsed.key,
+            state: numbers.slice(1),
+            expiresAt: now === undefined ? wall + pttl : wall + (expires - now),
+          };
+        }
+      }
+    }
+  }
+
+  async health(): Promise<StoreHealth> {
+    const started = performance.now();
+    if (this.closed) return { ok: false, latencyMs: 0, detail: `${this.description}: closed` };
+    try {
+      await this.ready();
+      await this.run(() => this.commands.ping());
+      return { ok: true, latencyMs: performance.now() - started, detail: this.description };
+    } catch (error) {
+      return {
+        ok: false,
+        latencyMs: performance.now() - started,
+        detail: `${this.description}: ${(error as Error).message}`,
+      };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.flush(); // checks already queued still get their answers
+    this.closed = true;
+    if (!this.owned) return;
+    try {
+      await this.commands.quit();
+    } catch {
+      this.commands.disconnect();
+    }
+    this.commands.off('error', this.onError);
+  }
+
+  private enqueue(key: string, policies: readonly Policy[], op: string): Promise<PolicyDecision[]> {
+    if (this.closed) return Promise.reject(closedError());
+    if (policies.length === 0) return Promise.resolve([]);
+    let now = '';
+    if (this.clock !== undefined) {
+      const time = this.clock();
+      if (!Number.isFinite(time)) {
+        return Promise.reject(
+          new FloodgateError(
+            'FLOODGATE_INVALID_OPTION',
+            `the RedisStore clock returned ${show(time)}; it must return ms since the epoch`,
+          ),
+        );
+      }
+      now = String(time);
+    }
+    const part = clientPart(key);
+    const keys = policies.map((policy) => redisKey(policy.bucket, part));
+    const slot = this.cluster ? slotOf(part) : 0;
+    return new Promise<PolicyDecision[]>((resolve, reject) => {
+      let queue = this.queues.get(slot);
+      if (queue === undefined) {
+        queue = [];
+        this.queues.set(slot, queue);
+      }
+      queue.push({ keys, policies, op, now, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        // setImmediate, not a microtask: checks from every socket read in this loop turn join the batch.
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    for (const [slot, queue] of this.queues) {
+      this.queues.delete(slot);
+      let start = 0;
+      while (start < queue.length) {
+        let end = start;
+        let keys = 0;
+        while (
+          end < queue.length &&
+          end - start < this.maxBatch &&
+          (end === start || keys + queue[end].keys.length <= MAX_BATCH_KEYS)
+        ) {
+          keys += queue[end].keys.length;
+          end++;
+        }
+        this.send(queue.slice(start, end));
+        start = end;
+      }
+    }
+  }
+
+  private send(batch: Check[]): void {
+    const sets = new Map<readonly Policy[], number>();
+    const setArgs: (string | number)[] = [];
+    const checkArgs: (string | number)[] = [];
+    const keys: string[] = [];
+    for (const check of batch) {
+      let index = sets.get(check.policies);
+      if (index === undefined) {
+        index = sets.size + 1;
+        sets.set(check.policies, index);
+        setArgs.push(check.policies.length);
+        for (const policy of check.policies) {
+          setArgs.push(ALGORITHMS[policy.algorithm].tag, policy.limit, policy.windowMs, policy.burst);
+        }
+      }
+      checkArgs.push(index, check.op, check.now);
+      for (const key of check.keys) keys.push(key);
+    }
+    const args = [...keys, this.floorTtl, sets.size, ...setArgs, batch.length, ...checkArgs];
+    this.stats.calls++;
+    this.stats.checks += batch.length;
+    this.evaluate(keys.length, args)
+      .then((reply) => {
+        if (!Array.isArray(reply)) throw new Error(`unexpected script reply ${show(reply)}`);
+        let at = 0;
+        for (const check of batch) {
+          const decisions: PolicyDecision[] = new Array(check.policies.length);
+          for (let i = 0; i < check.policies.length; i++) {
+            const policy = check.policies[i];
+            decisions[i] = {
+              policy: policy.name,
+              limit: policy.limit,
+              windowMs: policy.windowMs,
+              allowed: reply[at] === 1,
+              remaining: Number(reply[at + 1]),
+              resetMs: Number(reply[at + 2]),
+              retryAfterMs: Number(reply[at + 3]),
+            };
+            at += 4;
+          }
+          check.resolve(decisions);
+        }
+      })
+      .catch((error: unknown) => {
+        const failure = storeError(error);
+        for (const check of batch) check.reject(failure);
+      });
+  }
+
+  /** EVALSHA; on NOSCRIPT (restart, failover, SCRIPT FLUSH) send the script itself, which also caches it again. */
+  private async evaluate(numkeys: number, args: (string | number)[]): Promise<unknown> {
+    await this.ready();
+    const script = floodgateScript();
+    try {
+      return await this.commands.evalsha(script.sha, numkeys, ...args);
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return await this.commands.eval(script.text, numkeys, ...args);
+    }
+  }
+
+  private startBoot(): void {
+    if (this.commands.status === 'ready' || this.commands.options.enableOfflineQueue !== false) return;
+    if (this.commands.status === 'wait') this.commands.connect().catch(() => {});
+    const client = this.commands;
+    this.booting = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => done(new Error(`no connection within ${this.connectTimeoutMs} ms`)),
+        this.connectTimeoutMs,
+      );
+      timer.unref();
+      const onReady = () => done();
+      const onError = (error: unknown) => done(error instanceof Error ? error : new Error(String(error)));
+      const onEnd = () => done(new Error('the connection ended'));
+      function done(error?: Error) {
+        clearTimeout(timer);
+        client.off('ready', onReady);
+        client.off('error', onError);
+        client.off('end', onEnd);
+        if (error) reject(error);
+        else resolve();
+      }
+      client.on('ready', onReady);
+      client.on('error', onError);
+      client.on('end', onEnd);
+    });
+    this.booting.then(
+      () => {
+        this.booting = undefined;
+      },
+      () => {
+        this.booting = undefined;
+      },
+    );
+  }
+
+  /**
+   * Resolve when a command can be sent. A client without an offline queue rejects commands until it
+   * is connected: the first connection is awaited (bounded by connectTimeoutMs); during a reconnect
+   * the check fails at once, so the Limiter's failure policy answers without waiting.
+   */
+  private ready(): Promise<void> | undefined {
+    if (this.closed) throw closedError();
+    if (this.commands.status === 'ready' || this.commands.options.enableOfflineQueue !== false)
+      return undefined;
+    if (this.booting !== undefined) return this.booting;
+    throw new FloodgateError(
+      'FLOODGATE_STORE_UNAVAILABLE',
+      `Redis is not connected (${this.description}, status ${this.commands.status}); the client is reconnecting`,
+    );
+  }
+
+  private async run<T>(command: () => Promise<T>): Promise<T> {
+    try {
+      await this.ready();
+      return await command();
+    } catch (error) {
+      throw storeError(error);
+    }
+  }
+
+  private masters(): Commands[] {
+    if (!this.cluster) return [this.commands];
+    return (this.client as Cluster).nodes('master') as unknown as Commands[];
+  }
+
+  private async *scanKeys(node: Commands, prefix: string): AsyncGenerator<string[]> {
+    const pattern = scanPattern(prefix);
+    let cursor = '0';
+    do {
+      const [next, found] = await this.run(() => node.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT));
+      cursor = next;
+      // Only keys shaped like ours: a shared Redis may hold other keys under the same prefix.
+      const ours = found.filter((key) => {
+        const parsed = parseRedisKey(key);
+        return parsed?.bucket.startsWith(prefix) === true;
+      });
+      if (ours.length > 0) yield ours;
+    } while (cursor !== '0');
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw closedError();
+  }
+}
+
+/** Failures that mean "Redis cannot be reached now" rather than "Redis refused this command". */
+const UNAVAILABLE =
+  /Connection is closed|Stream isn't writeable|isn't ready|enableOfflineQueue|max retries|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE|sentinel|CLUSTERDOWN|LOADING|MASTERDOWN|READONLY|TRYAGAIN|no connection|connection ended|not connected/i;
+
+function storeError(error: unknown): FloodgateError {
+  if (error instanceof FloodgateError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new FloodgateError(
+    UNAVAILABLE.test(message) ? 'FLOODGATE_STORE_UNAVAILABLE' : 'FLOODGATE_STORE_FAILED',
+    `Redis: ${message}`,
+    { cause: error },
+  );
+}
+
+function closedError(): FloodgateError {
+  return new FloodgateError('FLOODGATE_CLOSED', 'this RedisStore was closed; create a new one');
+}
+
+function positiveInteger(value: unknown, name: string, example: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 600_000) {
+    throw new FloodgateError(
+      'FLOODGATE_INVALID_OPTION',
+      `${name} ${show(value)} must be a whole number from 1 to 600000, like ${example}`,
+    );
+  }
+  return value;
+}
+
+function parseUrl(url: unknown): ReturnType<typeof parseRedisUri> {
+  if (typeof url !== 'string') {
+    throw new FloodgateError(
+      'FLOODGATE_INVALID_URI',
+      `url ${show(url)} must be a string, like "redis://localhost:6379/0"`,
+    );
+  }
+  const { scheme } = splitUri(url);
+  if (!scheme.startsWith('redis'))
+    throw invalidUri(url, `RedisStore takes a Redis URI, not ${show(`${scheme}://`)}`);
+  loadIoredis(); // a missing driver is reported before anything else is built
+  return parseRedisUri(url);
 }

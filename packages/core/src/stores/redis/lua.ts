@@ -1,0 +1,47 @@
+/**
+ * The floodgate script: the shared prelude, one file per algorithm (each mirrors the TypeScript step
+ * beside it in algorithms/), and the batch driver, joined into one script so one EVALSHA checks every
+ * policy of a route whatever their algorithms. The .lua files are read from the package at first use:
+ * beside this module in the sources (vitest, tsx), and in dist/lua/ once built (tsup copies them).
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { FloodgateError } from '../../errors.js';
+
+const PARTS = [
+  'shared.lua',
+  'fixed-window.lua',
+  'sliding-window.lua',
+  'sliding-log.lua',
+  'token-bucket.lua',
+  'leaky-bucket.lua',
+  'gcra.lua',
+  'check.lua',
+] as const;
+
+/** Where the .lua files may be, relative to this module (sources) or to the bundle (dist/index.js, dist/x/y.js). */
+const CANDIDATES = ['./lua/', '../lua/', '../../lua/'];
+
+export interface Script {
+  readonly text: string;
+  readonly sha: string;
+}
+
+let cached: Script | undefined;
+
+export function floodgateScript(): Script {
+  if (cached !== undefined) return cached;
+  const dir = CANDIDATES.map((c) => new URL(c, import.meta.url)).find((url) =>
+    existsSync(fileURLToPath(new URL('check.lua', url))),
+  );
+  if (dir === undefined) {
+    throw new FloodgateError(
+      'FLOODGATE_STORE_OPEN_FAILED',
+      `the Redis scripts (lua/*.lua) are missing beside ${fileURLToPath(import.meta.url)}; reinstall @floodgate/core`,
+    );
+  }
+  const text = PARTS.map((part) => `-- ${part}\n${readFileSync(new URL(part, dir), 'utf8')}`).join('\n');
+  cached = { text, sha: createHash('sha1').update(text).digest('hex') };
+  return cached;
+}

@@ -1,0 +1,31 @@
+-- Leaky bucket (as a meter): mirrors algorithms/leaky-bucket.ts. State: {level, updatedAt}.
+
+local function lb_level_at(state, now, p)
+  if state == nil then return 0 end
+  -- min(): an update time in the future means the clock went back; drain nothing.
+  local elapsed = now - math.min(state[2], now)
+  return math.max(0, state[1] - (elapsed * p.limit) / p.window)
+end
+
+local function lb_admits(state, now, p, cost)
+  return lb_level_at(state, now, p) + cost <= p.burst
+end
+
+STEP.lb = function(state, now, p, cost)
+  local limit, window, burst = p.limit, p.window, p.burst
+  local ms_per_unit = window / limit
+  local level = lb_level_at(state, now, p)
+  if level + cost <= burst then
+    local filled = math.max(0, level + cost) -- a negative cost refunds, down to empty
+    local reset = ceil_ms(filled * ms_per_unit)
+    return { filled, now }, true, floor_units(burst - filled), reset, 0, math.max(1, reset)
+  end
+  local reset = ceil_ms(level * ms_per_unit)
+  local retry
+  if cost > burst then
+    retry = math.max(1, reset)
+  else
+    retry = exact_wait((level + cost - burst) * ms_per_unit, function(wait) return lb_admits(state, now + wait, p, cost) end)
+  end
+  return { level, now }, false, floor_units(burst - level), reset, retry, math.max(1, reset)
+end

@@ -1,0 +1,54 @@
+-- Sliding window (weighted counter): mirrors algorithms/sliding-window.ts.
+-- State: {windowStart, previousCount, currentCount}.
+
+local function sw_current(state, now, window)
+  local start = math.floor(now / window) * window
+  if state == nil then return start, 0, 0 end
+  if state[1] == start then return start, state[2], state[3] end
+  if state[1] == start - window then return start, state[3], 0 end
+  -- A window in the future means the clock went back: keep the counts, relabelled to this window.
+  if state[1] > start then return start, state[2], state[3] end
+  return start, 0, 0
+end
+
+local function sw_estimate(now, window, start, previous, count)
+  return (previous * (window - (now - start))) / window + count
+end
+
+local function sw_admits(state, now, p, cost)
+  local start, previous, count = sw_current(state, now, p.window)
+  return sw_estimate(now, p.window, start, previous, count) + cost <= p.limit
+end
+
+local function sw_until_empty(now, window, start, previous, count)
+  if count > 0 then return ceil_ms(start + 2 * window - now) end
+  if previous > 0 then return ceil_ms(start + window - now) end
+  return 0
+end
+
+STEP.sw = function(state, now, p, cost)
+  local limit, window = p.limit, p.window
+  local start, previous, count = sw_current(state, now, window)
+  local used = sw_estimate(now, window, start, previous, count)
+  if used + cost <= limit then
+    -- A negative cost is a refund: it comes off this window's count, never below zero.
+    local counted = math.max(0, count + cost)
+    local reset = sw_until_empty(now, window, start, previous, counted)
+    return { start, previous, counted }, true, floor_units(limit - used - (counted - count)), reset, 0,
+      math.max(1, reset)
+  end
+  local reset = sw_until_empty(now, window, start, previous, count)
+  local guess
+  if count + cost <= limit then
+    guess = start + window * (1 - (limit - count - cost) / previous) - now
+  else
+    guess = start + window + window * (1 - (limit - cost) / count) - now
+  end
+  local retry
+  if cost > limit then
+    retry = math.max(1, reset)
+  else
+    retry = exact_wait(guess, function(wait) return sw_admits(state, now + wait, p, cost) end)
+  end
+  return { start, previous, count }, false, floor_units(limit - used), reset, retry, math.max(1, reset)
+end

@@ -1,0 +1,31 @@
+-- Token bucket: mirrors algorithms/token-bucket.ts. State: {tokens, updatedAt}.
+
+local function tb_tokens_at(state, now, p)
+  if state == nil then return p.burst end
+  -- min(): an update time in the future means the clock went back; refill nothing.
+  local elapsed = now - math.min(state[2], now)
+  return math.min(p.burst, state[1] + (elapsed * p.limit) / p.window)
+end
+
+local function tb_admits(state, now, p, cost)
+  return tb_tokens_at(state, now, p) >= cost
+end
+
+STEP.tb = function(state, now, p, cost)
+  local limit, window, burst = p.limit, p.window, p.burst
+  local ms_per_token = window / limit
+  local tokens = tb_tokens_at(state, now, p)
+  if tokens >= cost then
+    local left = math.min(burst, tokens - cost) -- a negative cost refunds, up to the capacity
+    local reset = ceil_ms((burst - left) * ms_per_token)
+    return { left, now }, true, floor_units(left), reset, 0, math.max(1, reset)
+  end
+  local reset = ceil_ms((burst - tokens) * ms_per_token)
+  local retry
+  if cost > burst then
+    retry = math.max(1, reset)
+  else
+    retry = exact_wait((cost - tokens) * ms_per_token, function(wait) return tb_admits(state, now + wait, p, cost) end)
+  end
+  return { tokens, now }, false, floor_units(tokens), reset, retry, math.max(1, reset)
+end

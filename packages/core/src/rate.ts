@@ -64,6 +64,9 @@ export interface PolicyDefaults {
   prefix: string;
 }
 
+/** Units offered in "did you mean" hints, most likely first (so "mn" suggests "min", not "ms"). */
+const UNIT_HINTS = ['min', 's', 'h', 'd', 'ms', 'sec', 'hour', 'day', 'minute', 'second'];
+
 const RATE_PATTERN = /^\s*(\d+)\s*(?:\/|per\s)\s*(\d+(?:\.\d+)?)?\s*([a-z]+)\s*$/i;
 const DURATION_PATTERN = /^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$/i;
 const NAME_PATTERN = /^[\x21\x23-\x5b\x5d-\x7e][\x20\x21\x23-\x5b\x5d-\x7e]{0,99}$/;
@@ -81,7 +84,7 @@ export function parseDuration(value: unknown, what = 'window'): number {
     const match = DURATION_PATTERN.exec(value);
     const unit = match ? UNIT_MS[match[2].toLowerCase()] : undefined;
     if (!match || unit === undefined) {
-      const hint = match ? closest(match[2], Object.keys(UNIT_MS)) : undefined;
+      const hint = match ? closest(match[2], UNIT_HINTS) : undefined;
       throw new FloodgateError(
         'FLOODGATE_INVALID_OPTION',
         `${what} ${show(value)} is not a duration${hint ? ` (did you mean "${match?.[1]}${hint}"?)` : ''}; ${DURATION_HINT}`,
@@ -121,7 +124,7 @@ export function parseRate(text: string): { limit: number; windowMs: number } {
   }
   const unitMs = UNIT_MS[match[3].toLowerCase()];
   if (unitMs === undefined) {
-    const hint = closest(match[3], Object.keys(UNIT_MS));
+    const hint = closest(match[3], UNIT_HINTS);
     throw new FloodgateError(
       'FLOODGATE_INVALID_RATE',
       `${show(text)} is not a rate: unknown unit ${show(match[3])}${hint ? ` (did you mean "${match[1]}/${match[2] ?? ''}${hint}"?)` : ''}; ${RATE_HINT}`,

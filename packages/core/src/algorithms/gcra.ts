@@ -26,14 +26,18 @@ function current(state: AlgorithmState | undefined, now: number, policy: Policy)
   return [anchor, units];
 }
 
-/** How far the TAT would be ahead of now after spending `cost`, in ms. */
-function ahead(anchor: number, units: number, now: number, policy: Policy, cost: number): number {
-  return ((units + cost) * policy.windowMs) / policy.limit - (now - anchor);
+/**
+ * How far the TAT would be ahead of now after spending `cost`, in ms x limit. Scaling by the limit
+ * keeps whole numbers whole: (units + cost) x windowMs is an exact integer, and (now - anchor) x
+ * limit is exact for whole-millisecond times, so boundaries land exactly where they should.
+ */
+function scaledAhead(anchor: number, units: number, now: number, policy: Policy, cost: number): number {
+  return (units + cost) * policy.windowMs - (now - anchor) * policy.limit;
 }
 
 function admits(state: AlgorithmState | undefined, now: number, policy: Policy, cost: number): boolean {
   const [anchor, units] = current(state, now, policy);
-  return ahead(anchor, units, now, policy, cost) <= (policy.burst * policy.windowMs) / policy.limit;
+  return scaledAhead(anchor, units, now, policy, cost) <= policy.burst * policy.windowMs;
 }
 
 export const gcra: Algorithm = {
@@ -41,34 +45,33 @@ export const gcra: Algorithm = {
   tag: 'gcra',
   step(state, now, policy, cost): StepResult {
     const { limit, windowMs, burst } = policy;
-    const interval = windowMs / limit;
-    const tolerance = (burst * windowMs) / limit;
+    const tolerance = burst * windowMs;
     const [anchor, units] = current(state, now, policy);
-    const after = ahead(anchor, units, now, policy, cost);
+    const after = scaledAhead(anchor, units, now, policy, cost);
     if (after <= tolerance) {
       // A refund that takes the TAT back past now leaves nothing outstanding.
       const kept = Math.max(0, after);
-      const resetMs = ceilMs(kept);
+      const resetMs = ceilMs(kept / limit);
       return {
         state: kept > 0 ? [anchor, units + cost] : [now, 0],
         allowed: true,
-        remaining: floorUnits(burst - kept / interval),
+        remaining: floorUnits((tolerance - kept) / windowMs),
         resetMs,
         retryAfterMs: 0,
         ttlMs: Math.max(1, resetMs),
       };
     }
-    const standing = ahead(anchor, units, now, policy, 0);
-    const resetMs = ceilMs(standing);
+    const standing = scaledAhead(anchor, units, now, policy, 0);
+    const resetMs = ceilMs(standing / limit);
     return {
       state: [anchor, units],
       allowed: false,
-      remaining: floorUnits(burst - standing / interval),
+      remaining: floorUnits((tolerance - standing) / windowMs),
       resetMs,
       retryAfterMs:
         cost > burst
           ? Math.max(1, resetMs)
-          : exactWait(after - tolerance, (wait) => admits(state, now + wait, policy, cost)),
+          : exactWait((after - tolerance) / limit, (wait) => admits(state, now + wait, policy, cost)),
       ttlMs: Math.max(1, resetMs),
     };
   },

@@ -7,7 +7,7 @@
  * State: [level, updatedAt].
  */
 import type { Algorithm, AlgorithmState, Policy, StepResult } from '../types.js';
-import { ceilMs, exactWait, floorUnits } from './shared.js';
+import { ceilMs, exactWait, fits, floorUnits } from './shared.js';
 
 function levelAt(state: AlgorithmState | undefined, now: number, policy: Policy): number {
   if (state === undefined) return 0;
@@ -17,7 +17,7 @@ function levelAt(state: AlgorithmState | undefined, now: number, policy: Policy)
 }
 
 function admits(state: AlgorithmState | undefined, now: number, policy: Policy, cost: number): boolean {
-  return levelAt(state, now, policy) + cost <= policy.burst;
+  return fits(levelAt(state, now, policy) + cost, policy.burst);
 }
 
 export const leakyBucket: Algorithm = {
@@ -27,8 +27,9 @@ export const leakyBucket: Algorithm = {
     const { limit, windowMs, burst } = policy;
     const msPerUnit = windowMs / limit;
     const level = levelAt(state, now, policy);
-    if (level + cost <= burst) {
-      const filled = Math.max(0, level + cost); // a negative cost refunds, down to empty
+    if (fits(level + cost, burst)) {
+      // Clamped both ways: a refund stops at empty; the slack in fits() may go a hair over the capacity.
+      const filled = Math.min(burst, Math.max(0, level + cost));
       const resetMs = ceilMs(filled * msPerUnit);
       return {
         state: [filled, now],

@@ -25,3 +25,12 @@ export function exactWait(guessMs: number, admitsAfter: (waitMs: number) => bool
   for (let i = 0; i < 4 && wait > 1 && admitsAfter(wait - 1); i++) wait--;
   return wait;
 }
+
+/**
+ * Whether `amount` fits in `capacity`, forgiving float noise of a billionth of the capacity.
+ * Token and leaky buckets keep fractional units (refill is continuous), so 1 - 0.874 can come out
+ * as 0.12599999999999989; without the slack a request due at exactly that moment would be refused.
+ */
+export function fits(amount: number, capacity: number): boolean {
+  return amount - capacity <= 1e-9 * (capacity > 1 ? capacity : 1);
+}

@@ -6,7 +6,7 @@
  * State: [tokens, updatedAt].
  */
 import type { Algorithm, AlgorithmState, Policy, StepResult } from '../types.js';
-import { ceilMs, exactWait, floorUnits } from './shared.js';
+import { ceilMs, exactWait, fits, floorUnits } from './shared.js';
 
 function tokensAt(state: AlgorithmState | undefined, now: number, policy: Policy): number {
   if (state === undefined) return policy.burst;
@@ -16,7 +16,7 @@ function tokensAt(state: AlgorithmState | undefined, now: number, policy: Policy
 }
 
 function admits(state: AlgorithmState | undefined, now: number, policy: Policy, cost: number): boolean {
-  return tokensAt(state, now, policy) >= cost;
+  return fits(cost, tokensAt(state, now, policy));
 }
 
 export const tokenBucket: Algorithm = {
@@ -26,8 +26,9 @@ export const tokenBucket: Algorithm = {
     const { limit, windowMs, burst } = policy;
     const msPerToken = windowMs / limit;
     const tokens = tokensAt(state, now, policy);
-    if (tokens >= cost) {
-      const left = Math.min(burst, tokens - cost); // a negative cost refunds, up to the capacity
+    if (fits(cost, tokens)) {
+      // Clamped both ways: the slack in fits() may take a hair below zero; a refund stops at the capacity.
+      const left = Math.min(burst, Math.max(0, tokens - cost));
       const resetMs = ceilMs((burst - left) * msPerToken);
       return {
         state: [left, now],

@@ -311,7 +311,9 @@ describe('several policies through the memory store', () => {
             const decisions = store.consumeSync('key', policies, cost);
             expect(decisions.every((d) => d.allowed)).toBe(expectedAllowed);
             if (expectedAllowed) {
-              refs.forEach((ref, i) => expect(ref.consume(now, cost).remaining).toBe(decisions[i].remaining));
+              refs.forEach((ref, i) => {
+                expect(ref.consume(now, cost).remaining).toBe(decisions[i].remaining);
+              });
             }
           }
         },

@@ -32,5 +32,5 @@ export function exactWait(guessMs: number, admitsAfter: (waitMs: number) => bool
  * as 0.12599999999999989; without the slack a request due at exactly that moment would be refused.
  */
 export function fits(amount: number, capacity: number): boolean {
-  return amount - capacity <= 1e-9 * (capacity > 1 ? capacity : 1);
+  return amount - capacity <= 1e-9 * Math.max(1, capacity);
 }

@@ -5,12 +5,28 @@ import { monotonicClock } from './clock.js';
 import { storeFailureDecision, toDecision } from './decision.js';
 import { assertKnownOptions, FloodgateError, show } from './errors.js';
 import { type Duration, type LimitOption, parsePolicies } from './rate.js';
+import {
+  type BreakerOptions,
+  type BreakerSnapshot,
+  CircuitBreaker,
+  parseBreakerOptions,
+} from './resilience/circuit-breaker.js';
 import { withDeadline } from './resilience/deadline.js';
+import {
+  emit,
+  HOOK_NAMES,
+  type LimiterHooks,
+  parseHooks,
+  type StoreOperation,
+  type StoreRole,
+} from './resilience/events.js';
+import { checkFallbackShare, fallbackPolicies, sameBackend } from './resilience/failure-policy.js';
 import { MemoryStore } from './stores/memory.js';
-import type { AlgorithmName, Decision, Policy, PolicyDecision, Store } from './types.js';
+import { MultiStore, type MultiStoreStatus } from './stores/multi.js';
+import type { AlgorithmName, Decision, Degraded, Policy, PolicyDecision, Store } from './types.js';
 import { createStore } from './uri.js';
 
-export interface LimiterOptions {
+export interface LimiterOptions extends LimiterHooks {
   /**
    * One policy or several, all checked in one atomic call: a rate text ("100/min", "5/15m"), a
    * number with `window`, a policy object `{ limit, window, algorithm, name, burst }`, or an array.
@@ -24,16 +40,55 @@ export interface LimiterOptions {
   burst?: number;
   /** Name of the policy (single policy only). @default the rate text, like "5-in-15m" */
   name?: string;
-  /** A Store, or a storage URI. @default process.env.FLOODGATE_STORE, else a new MemoryStore */
-  store?: Store | string;
+  /**
+   * A Store, a storage URI, or a list of URIs (a MultiStore, first-healthy).
+   * @default process.env.FLOODGATE_STORE, else a new MemoryStore
+   */
+  store?: Store | string | readonly string[];
   /** Prepended to every bucket. @default the store URI's ?prefix=, else 'floodgate:' */
   prefix?: string;
   /** When the store fails and no fallback decides: true allows (fail open), false denies (503). @default false */
   skipOnError?: boolean;
   /** A store (or URI) that decides while the primary is failing, e.g. 'memory://'. */
   fallback?: Store | string;
-  /** Deadline of one store call, in ms. @default 250 */
+  /**
+   * This process's share of each limit while the fallback decides (0 < share <= 1). A memory
+   * fallback counts per process: with 4 processes, 0.25 keeps the fleet near the limit. @default 1
+   */
+  fallbackShare?: number;
+  /** Deadline of one store call, in ms (1 to 60000). A late answer is dropped. @default 250 */
   timeoutMs?: number;
+  /**
+   * Circuit breaker around the primary store, or false to call it every time.
+   * @default { threshold: 5, windowMs: 5000, cooldownMs: 500 }
+   */
+  breaker?: BreakerOptions | boolean;
+}
+
+/** What `limiter.health()` reports: a synchronous snapshot, cheap enough for every scrape. */
+export interface LimiterHealth {
+  /** 'ok' when the primary store is deciding; 'degraded' while it fails or the breaker is not closed. */
+  readonly status: 'ok' | 'degraded';
+  /** The primary store's kind, like "redis". */
+  readonly store: string;
+  readonly fallback: string | undefined;
+  /** How decisions are made now: false (by the primary), 'fallback', 'open' or 'closed'. */
+  readonly degraded: Degraded;
+  /** Milliseconds since decisions became degraded (0 when not degraded). */
+  readonly degradedForMs: number;
+  /** The breaker's state, or 'off' (breaker: false, or a memory store, which cannot fail). */
+  readonly breaker: BreakerSnapshot | 'off';
+  /** The last store failure, if any. */
+  readonly lastError: { readonly message: string; readonly agoMs: number } | undefined;
+  readonly counts: {
+    readonly storeErrors: number;
+    readonly timeouts: number;
+    readonly fallback: number;
+    readonly open: number;
+    readonly closed: number;
+  };
+  /** Members of a multi-store primary. */
+  readonly members?: MultiStoreStatus;
 }
 
 export interface ConsumeOptions {
@@ -51,12 +106,15 @@ export const LIMITER_OPTION_NAMES = [
   'prefix',
   'skipOnError',
   'fallback',
+  'fallbackShare',
   'timeoutMs',
+  'breaker',
+  ...HOOK_NAMES,
 ] as const;
 
 const DEFAULT_PREFIX = 'floodgate:';
 const DEFAULT_TIMEOUT_MS = 250;
-/** When failing closed, how long clients are told to wait before trying again. */
+/** When failing closed, the least clients are told to wait (the breaker's cool-down may say more). */
 const CLOSED_RETRY_AFTER_MS = 1000;
 
 /** Buckets whose names were defaulted, per process, so a second limiter on the same bucket warns once. */
@@ -68,10 +126,21 @@ export class Limiter {
   readonly fallback: Store | undefined;
   readonly skipOnError: boolean;
   readonly timeoutMs: number;
+  /** Undefined when turned off, and for a memory store (it cannot fail). */
+  private readonly breaker: CircuitBreaker | undefined;
+  private readonly hooks: LimiterHooks;
+  private readonly onLimit: LimiterHooks['onLimit'];
+  /** The policies the fallback enforces (scaled by fallbackShare). */
+  private readonly fallbackPolicies: readonly Policy[];
+  private readonly ownsFallback: boolean;
+  private degradedMode: Degraded = false;
+  private degradedSince = 0;
+  private degradedDecisions = 0;
+  private lastError: { message: string; at: number } | undefined;
+  private readonly counts = { storeErrors: 0, timeouts: 0, fallback: 0, open: 0, closed: 0 };
   /** The smallest capacity among the policies: a cost above it can never pass. */
   private readonly capacity: number;
   private readonly ownsStore: boolean;
-  private readonly guarded: boolean;
   /** Set when the store is a MemoryStore: its synchronous path skips a promise per call. */
   private readonly memory: MemoryStore | undefined;
   private readonly claimedBuckets: string[] = [];
@@ -93,23 +162,53 @@ export class Limiter {
     }
     this.skipOnError = checkBoolean(options.skipOnError ?? false, 'skipOnError');
     this.timeoutMs = checkTimeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const share = checkFallbackShare(options.fallbackShare);
+    const breakerSettings = parseBreakerOptions(options.breaker);
+    this.hooks = parseHooks(options);
+    this.onLimit = this.hooks.onLimit;
 
+    // Check everything about the fallback before opening any store, so a bad option leaks nothing.
     const storeOption = options.store ?? process.env.FLOODGATE_STORE;
-    this.ownsStore = storeOption === undefined || typeof storeOption === 'string';
-    this.store = storeOption === undefined ? new MemoryStore() : resolveStore(storeOption, 'store');
-    this.fallback = options.fallback === undefined ? undefined : resolveStore(options.fallback, 'fallback');
-    if (
-      this.fallback !== undefined &&
-      (this.fallback === this.store || sameUri(options.store, options.fallback))
-    ) {
+    if (options.fallback !== undefined && storeOption !== undefined) {
+      const primaries =
+        typeof storeOption === 'string' ? [storeOption] : Array.isArray(storeOption) ? storeOption : [];
+      const same =
+        options.fallback === storeOption ||
+        (typeof options.fallback === 'string' &&
+          primaries.some(
+            (uri: unknown) => typeof uri === 'string' && sameBackend(uri, options.fallback as string),
+          ));
+      if (same) {
+        throw new FloodgateError(
+          'FLOODGATE_INVALID_OPTION',
+          `fallback ${show(typeof options.fallback === 'string' ? options.fallback : 'store')} is the same backend as the primary store, so it would fail with it; give a different one, like fallback: "memory://"`,
+        );
+      }
+    }
+    if (options.fallbackShare !== undefined && options.fallback === undefined) {
       throw new FloodgateError(
         'FLOODGATE_INVALID_OPTION',
-        `fallback is the same store as the primary; give a different one, like fallback: "memory://"`,
+        'fallbackShare only applies with a fallback store; add one, like fallback: "memory://"',
       );
     }
-    // Memory never fails and answers synchronously: no deadline or fallback machinery on its path.
+    this.ownsStore =
+      storeOption === undefined || typeof storeOption === 'string' || Array.isArray(storeOption);
+    this.store = storeOption === undefined ? new MemoryStore() : resolveStore(storeOption, 'store');
+    this.ownsFallback = typeof options.fallback === 'string';
+    try {
+      this.fallback = options.fallback === undefined ? undefined : resolveStore(options.fallback, 'fallback');
+    } catch (error) {
+      if (this.ownsStore) void this.store.close().catch(() => {});
+      throw error;
+    }
+    // Memory never fails and answers synchronously: no deadline, breaker or fallback on its path.
     this.memory = this.store instanceof MemoryStore ? this.store : undefined;
-    this.guarded = this.memory === undefined;
+    this.breaker =
+      this.memory === undefined && breakerSettings !== false
+        ? new CircuitBreaker(breakerSettings, (_from, to) => {
+            if (to === 'open') this.enterDegraded(undefined);
+          })
+        : undefined;
 
     const prefix = options.prefix ?? this.store.defaults?.prefix ?? DEFAULT_PREFIX;
     if (typeof prefix !== 'string' || prefix.length > 200) {
@@ -126,6 +225,7 @@ export class Limiter {
       prefix,
     });
     this.capacity = Math.min(...this.policies.map((p) => p.burst));
+    this.fallbackPolicies = fallbackPolicies(this.policies, share);
     if (options.name === undefined) this.claimDefaultBuckets();
   }
 
@@ -153,23 +253,47 @@ export class Limiter {
     return this.run(key, -cost);
   }
 
-  /** The Decision as of now, consuming nothing. */
-  async peek(key: string): Promise<Decision> {
+  /** The Decision as of now, consuming nothing. Never rejects because a store failed. */
+  peek(key: string): Promise<Decision> {
     this.assertUsable(key);
-    try {
-      const decisions = await this.call((store) => store.peek(key, this.policies), this.store);
-      return toDecision(decisions, false, false);
-    } catch (error) {
-      return this.degrade(error, (store) => store.peek(key, this.policies), 0);
+    if (this.memory !== undefined) {
+      return this.memory.peek(key, this.policies).then((decisions) => toDecision(decisions, false, false));
     }
+    return this.decide(key, 'peek', (store, policies) => store.peek(key, policies), 0);
   }
 
-  /** Forget `key` in every policy of this limiter. */
+  /** Forget `key` in every policy of this limiter (in the fallback too). Rejects if the primary fails. */
   async reset(key: string): Promise<void> {
     this.assertUsable(key);
     const buckets = this.policies.map((p) => p.bucket);
+    const fallback = this.fallback
+      ? this.call((store) => store.reset(key, buckets), this.fallback).catch(() => {})
+      : undefined;
     await this.call((store) => store.reset(key, buckets), this.store);
-    if (this.fallback) await this.fallback.reset(key, buckets);
+    await fallback;
+  }
+
+  /**
+   * A snapshot of how this limiter is deciding: breaker state, degraded mode, failure counts.
+   * Synchronous and cheap; for the store's own probe use `limiter.store.health()`.
+   */
+  health(): LimiterHealth {
+    const now = monotonicClock();
+    return {
+      status:
+        this.degradedMode === false && (this.breaker?.state ?? 'closed') === 'closed' ? 'ok' : 'degraded',
+      store: this.store.kind,
+      fallback: this.fallback?.kind,
+      degraded: this.degradedMode,
+      degradedForMs: this.degradedMode === false ? 0 : Math.round(now - this.degradedSince),
+      breaker: this.breaker ? this.breaker.snapshot() : 'off',
+      lastError: this.lastError && {
+        message: this.lastError.message,
+        agoMs: Math.round(now - this.lastError.at),
+      },
+      counts: { ...this.counts },
+      ...(this.store instanceof MultiStore ? { members: this.store.status() } : {}),
+    };
   }
 
   /** Close the stores this limiter created from URIs (a Store passed in stays open). */
@@ -178,26 +302,59 @@ export class Limiter {
     this.closed = true;
     for (const bucket of this.claimedBuckets) defaultNamedBuckets.delete(bucket);
     if (this.ownsStore) await this.store.close();
-    if (this.fallback) await this.fallback.close();
+    if (this.fallback && this.ownsFallback) await this.fallback.close();
   }
 
   private run(key: string, cost: number): Promise<Decision> {
     this.assertUsable(key);
-    const exceedsLimit = cost > this.capacity;
     if (this.memory !== undefined) {
-      return Promise.resolve(
-        toDecision(this.memory.consumeSync(key, this.policies, cost), false, exceedsLimit),
-      );
+      const decision = this.memory.consumeDecision(key, this.policies, cost, cost > this.capacity);
+      if (!decision.allowed && this.onLimit) emit(this.onLimit, 'onLimit', { key, decision });
+      return Promise.resolve(decision);
     }
-    if (!this.guarded) {
-      return this.store
-        .consume(key, this.policies, cost)
-        .then((decisions) => toDecision(decisions, false, exceedsLimit));
-    }
-    return this.call((store) => store.consume(key, this.policies, cost), this.store).then(
-      (decisions) => toDecision(decisions, false, exceedsLimit),
-      (error: unknown) => this.degrade(error, (store) => store.consume(key, this.policies, cost), cost),
+    return this.decide(
+      key,
+      cost < 0 ? 'refund' : 'consume',
+      (store, policies) => store.consume(key, policies, cost),
+      cost,
     );
+  }
+
+  /**
+   * The failure pipeline of one call: breaker -> primary under the deadline -> on failure, the
+   * fallback, else skipOnError, else deny. Always resolves.
+   */
+  private decide(
+    key: string,
+    operation: StoreOperation,
+    ask: (store: Store, policies: readonly Policy[]) => Promise<readonly PolicyDecision[]>,
+    cost: number,
+  ): Promise<Decision> {
+    const admission = this.breaker ? this.breaker.admit() : 'call';
+    if (admission === 'skip') return this.degrade(key, operation, ask, cost, undefined);
+    const fail = (error: unknown) => {
+      this.breaker?.failed(admission);
+      this.storeFailed(error, 'primary', this.store, operation, key);
+      return this.degrade(key, operation, ask, cost, error);
+    };
+    return this.call((store) => ask(store, this.policies), this.store).then((decisions) => {
+      let decision: Decision;
+      try {
+        decision = toDecision(decisions, false, cost > this.capacity);
+      } catch {
+        return fail(
+          new FloodgateError(
+            'FLOODGATE_STORE_FAILED',
+            `the ${this.store.kind} store answered ${show(decisions)}`,
+          ),
+        );
+      }
+      this.breaker?.succeeded(admission);
+      // A slow answer that lands after the breaker opened is no recovery: wait for the probe.
+      if (this.degradedMode !== false && (this.breaker?.state ?? 'closed') === 'closed') this.recovered();
+      if (!decision.allowed && operation === 'consume') emit(this.onLimit, 'onLimit', { key, decision });
+      return decision;
+    }, fail);
   }
 
   private call<T>(operation: (store: Store) => Promise<T>, store: Store): Promise<T> {
@@ -210,21 +367,72 @@ export class Limiter {
     return withDeadline(pending, this.timeoutMs, `the ${store.kind} store`);
   }
 
-  /** The primary failed: the fallback decides, else skipOnError allows, else deny (adapters answer 503). */
+  /** The primary failed or was skipped: the fallback decides, else skipOnError allows, else deny (503). */
   private async degrade(
-    _error: unknown,
-    operation: (store: Store) => Promise<readonly PolicyDecision[]>,
+    key: string,
+    operation: StoreOperation,
+    ask: (store: Store, policies: readonly Policy[]) => Promise<readonly PolicyDecision[]>,
     cost: number,
+    error: unknown,
   ): Promise<Decision> {
     if (this.fallback) {
       try {
-        const decisions = await this.call(operation, this.fallback);
-        return toDecision(decisions, 'fallback', cost > this.capacity);
-      } catch {
-        // The fallback failed too: fall through to the failure policy.
+        const decisions = await this.call((store) => ask(store, this.fallbackPolicies), this.fallback);
+        const decision = toDecision(decisions, 'fallback', cost > this.capacity);
+        this.countDegraded('fallback', error);
+        if (!decision.allowed && operation === 'consume') emit(this.onLimit, 'onLimit', { key, decision });
+        return decision;
+      } catch (fallbackError) {
+        // The fallback failed too: the failure policy answers.
+        this.storeFailed(fallbackError, 'fallback', this.fallback, operation, key);
       }
     }
-    return storeFailureDecision(this.policies, this.skipOnError ? 'open' : 'closed', CLOSED_RETRY_AFTER_MS);
+    const mode = this.skipOnError ? 'open' : 'closed';
+    this.countDegraded(mode, error);
+    const retryAfterMs = Math.max(CLOSED_RETRY_AFTER_MS, this.breaker?.retryInMs() ?? 0);
+    return storeFailureDecision(this.policies, mode, retryAfterMs);
+  }
+
+  private storeFailed(
+    error: unknown,
+    role: StoreRole,
+    store: Store,
+    operation: StoreOperation,
+    key: string,
+  ): void {
+    this.counts.storeErrors++;
+    if (error instanceof FloodgateError && error.code === 'FLOODGATE_STORE_TIMEOUT') this.counts.timeouts++;
+    this.lastError = {
+      message: error instanceof Error ? error.message : show(error),
+      at: monotonicClock(),
+    };
+    emit(this.hooks.onStoreError, 'onStoreError', { error, store: role, kind: store.kind, operation, key });
+  }
+
+  private countDegraded(mode: Exclude<Degraded, false>, error: unknown): void {
+    this.counts[mode]++;
+    this.degradedDecisions++;
+    if (this.degradedMode !== mode) this.enterDegraded(error, mode);
+  }
+
+  /** Decisions start (or change how they are) being made without the primary. */
+  private enterDegraded(error: unknown, mode?: Exclude<Degraded, false>): void {
+    const next = mode ?? (this.fallback ? 'fallback' : this.skipOnError ? 'open' : 'closed');
+    if (this.degradedMode === next) return;
+    if (this.degradedMode === false) {
+      this.degradedSince = monotonicClock();
+      this.degradedDecisions = 0;
+    }
+    this.degradedMode = next;
+    emit(this.hooks.onDegraded, 'onDegraded', { mode: next, error, breaker: this.breaker?.state ?? 'off' });
+  }
+
+  private recovered(): void {
+    const downtimeMs = Math.round(monotonicClock() - this.degradedSince);
+    const degradedDecisions = this.degradedDecisions;
+    this.degradedMode = false;
+    this.degradedDecisions = 0;
+    emit(this.hooks.onRecovered, 'onRecovered', { downtimeMs, degradedDecisions });
   }
 
   private assertUsable(key: string): void {
@@ -251,18 +459,15 @@ export class Limiter {
   }
 }
 
-function resolveStore(value: Store | string, what: string): Store {
+function resolveStore(value: Store | string | readonly string[], what: string): Store {
   if (typeof value === 'string') return createStore(value);
+  if (Array.isArray(value)) return createStore(value as readonly string[]);
   if (value !== null && typeof value === 'object' && typeof (value as Store).consume === 'function')
-    return value;
+    return value as Store;
   throw new FloodgateError(
     'FLOODGATE_INVALID_OPTION',
     `${what} ${show(value)} is not a store; pass a Store or a URI like "memory://", "sqlite:///limits.db" or "redis://localhost:6379"`,
   );
-}
-
-function sameUri(a: unknown, b: unknown): boolean {
-  return typeof a === 'string' && typeof b === 'string' && a === b && a !== 'memory://';
 }
 
 function checkBoolean(value: unknown, name: string): boolean {

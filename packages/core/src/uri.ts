@@ -8,6 +8,7 @@
  */
 import { FloodgateError, show } from './errors.js';
 import { MemoryStore } from './stores/memory.js';
+import { MultiStore, type MultiStoreOptions } from './stores/multi.js';
 import { RedisStore } from './stores/redis/index.js';
 import { SqliteStore } from './stores/sqlite.js';
 import type { Store } from './types.js';
@@ -45,7 +46,17 @@ export function numberParam(uri: string, name: string, value: string): number {
 }
 
 /** Create a store from a URI. Drivers (better-sqlite3, ioredis) are loaded only for their schemes. */
-export function createStore(uri: string): Store {
+export function createStore(uri: string): Store;
+/** Create a MultiStore from an ordered list of URIs (docs/resilience.md, "Multi-store"). */
+export function createStore(uris: readonly string[], options?: MultiStoreOptions): MultiStore;
+export function createStore(uri: string | readonly string[], options?: MultiStoreOptions): Store {
+  if (Array.isArray(uri)) return createMultiStore(uri, options);
+  if (options !== undefined) {
+    throw new FloodgateError(
+      'FLOODGATE_INVALID_OPTION',
+      'createStore options are for a list of URIs, like createStore(["redis://a:6379", "redis://b:6379"], { strategy: "first-healthy" })',
+    );
+  }
   if (typeof uri !== 'string') {
     throw new FloodgateError('FLOODGATE_INVALID_URI', `store ${show(uri)} is not a URI string; ${EXAMPLES}`);
   }
@@ -70,6 +81,38 @@ export function createStore(uri: string): Store {
       return RedisStore.fromUri(uri);
     default:
       throw invalidUri(uri, `unknown scheme ${show(`${scheme}://`)}`);
+  }
+}
+
+function createMultiStore(uris: readonly string[], options: MultiStoreOptions | undefined): MultiStore {
+  if (uris.length === 0) {
+    throw new FloodgateError('FLOODGATE_INVALID_URI', `a store list needs at least one URI; ${EXAMPLES}`);
+  }
+  const seen = new Set<string>();
+  for (const uri of uris) {
+    if (typeof uri !== 'string') {
+      throw new FloodgateError(
+        'FLOODGATE_INVALID_URI',
+        `store ${show(uri)} is not a URI string; ${EXAMPLES}`,
+      );
+    }
+    if (seen.has(uri) && !uri.startsWith('memory:')) {
+      throw new FloodgateError(
+        'FLOODGATE_INVALID_URI',
+        `${show(redact(uri))} is listed twice; list each store once`,
+      );
+    }
+    seen.add(uri);
+  }
+  // Validate the options before opening any connection.
+  MultiStore.checkOptions(options ?? {});
+  const stores: Store[] = [];
+  try {
+    for (const uri of uris) stores.push(createStore(uri));
+    return new MultiStore(stores, options, true);
+  } catch (error) {
+    for (const store of stores) void store.close().catch(() => {});
+    throw error;
   }
 }
 

@@ -1,33 +1,48 @@
--- GCRA: mirrors algorithms/gcra.ts. State: {tat} (theoretical arrival time).
+-- GCRA: mirrors algorithms/gcra.ts. State: {anchor, units}, with TAT = anchor + units x windowMs / limit.
 
-local function gcra_tat_at(state, now, p)
-  if state == nil then return now end
-  -- A TAT further ahead than the whole burst means the clock went back: cap it.
-  local horizon = now + (p.burst * p.window) / p.limit
-  return math.max(now, math.min(state[1], horizon))
+-- {anchor, units} as of now: a TAT in the past restarts at now with nothing outstanding.
+local function gcra_current(state, now, p)
+  if state == nil then return now, 0 end
+  local anchor, units = state[1], state[2]
+  if anchor > now then
+    -- The clock went back: restart from now, with no more outstanding than the burst.
+    anchor = now
+    units = math.min(units, p.burst)
+  end
+  if anchor + (units * p.window) / p.limit <= now then return now, 0 end
+  return anchor, units
+end
+
+-- How far the TAT would be ahead of now after spending `cost`, in ms x limit (exact for whole numbers).
+local function gcra_scaled_ahead(anchor, units, now, p, cost)
+  return (units + cost) * p.window - (now - anchor) * p.limit
 end
 
 local function gcra_admits(state, now, p, cost)
-  local interval = p.window / p.limit
-  return gcra_tat_at(state, now, p) + cost * interval - now <= p.burst * interval
+  local anchor, units = gcra_current(state, now, p)
+  return gcra_scaled_ahead(anchor, units, now, p, cost) <= p.burst * p.window
 end
 
 STEP.gcra = function(state, now, p, cost)
   local limit, window, burst = p.limit, p.window, p.burst
-  local interval = window / limit
-  local tolerance = burst * interval
-  local tat = gcra_tat_at(state, now, p)
-  local next = math.max(now, tat + cost * interval) -- a negative cost refunds, back to now at most
-  if next - now <= tolerance then
-    local reset = ceil_ms(next - now)
-    return { next }, true, floor_units(burst - (next - now) / interval), reset, 0, math.max(1, reset)
+  local tolerance = burst * window
+  local anchor, units = gcra_current(state, now, p)
+  local after = gcra_scaled_ahead(anchor, units, now, p, cost)
+  if after <= tolerance then
+    -- A refund that takes the TAT back past now leaves nothing outstanding.
+    local kept = math.max(0, after)
+    local reset = ceil_ms(kept / limit)
+    local state_after
+    if kept > 0 then state_after = { anchor, units + cost } else state_after = { now, 0 } end
+    return state_after, true, floor_units((tolerance - kept) / window), reset, 0, math.max(1, reset)
   end
-  local reset = ceil_ms(tat - now)
+  local standing = gcra_scaled_ahead(anchor, units, now, p, 0)
+  local reset = ceil_ms(standing / limit)
   local retry
   if cost > burst then
     retry = math.max(1, reset)
   else
-    retry = exact_wait(next - tolerance - now, function(wait) return gcra_admits(state, now + wait, p, cost) end)
+    retry = exact_wait((after - tolerance) / limit, function(wait) return gcra_admits(state, now + wait, p, cost) end)
   end
-  return { tat }, false, floor_units(burst - (tat - now) / interval), reset, retry, math.max(1, reset)
+  return { anchor, units }, false, floor_units((tolerance - standing) / window), reset, retry, math.max(1, reset)
 end

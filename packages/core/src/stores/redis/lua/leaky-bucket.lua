@@ -8,15 +8,16 @@ local function lb_level_at(state, now, p)
 end
 
 local function lb_admits(state, now, p, cost)
-  return lb_level_at(state, now, p) + cost <= p.burst
+  return fits(lb_level_at(state, now, p) + cost, p.burst)
 end
 
 STEP.lb = function(state, now, p, cost)
   local limit, window, burst = p.limit, p.window, p.burst
   local ms_per_unit = window / limit
   local level = lb_level_at(state, now, p)
-  if level + cost <= burst then
-    local filled = math.max(0, level + cost) -- a negative cost refunds, down to empty
+  if fits(level + cost, burst) then
+    -- Clamped both ways: a refund stops at empty; the slack in fits() may go a hair over the capacity.
+    local filled = math.min(burst, math.max(0, level + cost))
     local reset = ceil_ms(filled * ms_per_unit)
     return { filled, now }, true, floor_units(burst - filled), reset, 0, math.max(1, reset)
   end

@@ -33,6 +33,13 @@ local function exact_wait(guess, admits_after)
   return wait
 end
 
+-- Whether `amount` fits in `capacity`, forgiving float noise of a billionth of the capacity.
+local function fits(amount, capacity)
+  local scale = 1
+  if capacity > 1 then scale = capacity end
+  return amount - capacity <= 1e-9 * scale
+end
+
 -- A stored value is "expiresAt n1 n2 ...": the store clock's expiry time, then the algorithm state.
 -- %.17g round-trips a double exactly (tostring would keep only 14 digits).
 local function encode(expires_at, state)
@@ -50,7 +57,12 @@ local function read_state(key, now)
   for word in string.gmatch(value, '%S+') do
     if expires_at == nil then expires_at = tonumber(word) else state[#state + 1] = tonumber(word) end
   end
-  if expires_at == nil or expires_at <= now then return nil end
+  if expires_at == nil or expires_at <= now then
+    -- Gone by the store clock: forget it now (as the memory store does), so a clock that later goes
+    -- back cannot bring it back.
+    redis.call('DEL', key)
+    return nil
+  end
   return state
 end
 

@@ -8,15 +8,16 @@ local function tb_tokens_at(state, now, p)
 end
 
 local function tb_admits(state, now, p, cost)
-  return tb_tokens_at(state, now, p) >= cost
+  return fits(cost, tb_tokens_at(state, now, p))
 end
 
 STEP.tb = function(state, now, p, cost)
   local limit, window, burst = p.limit, p.window, p.burst
   local ms_per_token = window / limit
   local tokens = tb_tokens_at(state, now, p)
-  if tokens >= cost then
-    local left = math.min(burst, tokens - cost) -- a negative cost refunds, up to the capacity
+  if fits(cost, tokens) then
+    -- Clamped both ways: the slack in fits() may take a hair below zero; a refund stops at the capacity.
+    local left = math.min(burst, math.max(0, tokens - cost))
     local reset = ceil_ms((burst - left) * ms_per_token)
     return { left, now }, true, floor_units(left), reset, 0, math.max(1, reset)
   end

@@ -9,10 +9,34 @@ export {
   slidingWindow,
   tokenBucket,
 } from './algorithms/index.js';
+export {
+  ADAPTER_OPTION_NAMES,
+  type AdapterOptions,
+  type Admission,
+  type Answer,
+  assertAdapterOptions,
+  type CheckResult,
+  QUOTA_EXCEEDED_TYPE,
+  type RateLimitOptions,
+  RequestLimiter,
+} from './adapter.js';
 export { monotonicClock, wallClock } from './clock.js';
 export { storeFailureDecision, toDecision } from './decision.js';
 export { FloodgateError, type FloodgateErrorCode, isFloodgateError } from './errors.js';
 export { type Evaluation, evaluate, peekPolicy, toPolicyDecision } from './evaluate.js';
+export {
+  ceilSeconds,
+  checkHeadersOption,
+  DEFAULT_HEADERS,
+  HEADER_STANDARDS,
+  type HeaderStandard,
+  type HeadersOption,
+  type HeaderTarget,
+  HeaderWriter,
+  rateLimitHeaders,
+  retryAfterSeconds,
+} from './headers.js';
+export { checkIpv6Subnet, DEFAULT_IPV6_SUBNET, type Ipv6Subnet, ipKey } from './keys.js';
 export { type ConsumeOptions, LIMITER_OPTION_NAMES, Limiter, type LimiterOptions } from './limiter.js';
 export {
   type Duration,

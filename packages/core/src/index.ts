@@ -37,7 +37,13 @@ export {
   retryAfterSeconds,
 } from './headers.js';
 export { checkIpv6Subnet, DEFAULT_IPV6_SUBNET, type Ipv6Subnet, ipKey } from './keys.js';
-export { type ConsumeOptions, LIMITER_OPTION_NAMES, Limiter, type LimiterOptions } from './limiter.js';
+export {
+  type ConsumeOptions,
+  LIMITER_OPTION_NAMES,
+  Limiter,
+  type LimiterHealth,
+  type LimiterOptions,
+} from './limiter.js';
 export {
   type Duration,
   formatDuration,
@@ -47,7 +53,27 @@ export {
   parsePolicies,
   parseRate,
 } from './rate.js';
+export {
+  type BreakerOptions,
+  type BreakerSnapshot,
+  type BreakerState,
+  CircuitBreaker,
+} from './resilience/circuit-breaker.js';
+export type {
+  DegradedEvent,
+  LimitEvent,
+  LimiterHooks,
+  RecoveredEvent,
+  StoreErrorEvent,
+} from './resilience/events.js';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js';
+export {
+  MultiStore,
+  type MultiStoreOptions,
+  type MultiStoreStatus,
+  type MultiStrategy,
+  type MultiSwitch,
+} from './stores/multi.js';
 export { RedisStore } from './stores/redis/index.js';
 export { SqliteStore } from './stores/sqlite.js';
 export type {

@@ -1,0 +1,113 @@
+/**
+ * @floodgate/koa: rate limiting middleware for Koa 2 and 3.
+ *
+ *   app.use(rateLimit({ limit: '100/min' }));                      // every request
+ *   router.post('/login', rateLimit({ limit: '5/15m' }), login);   // one route (@koa/router)
+ *   class Auth { @RateLimit({ limit: '5/15m' }) async login(ctx, next) {} }
+ *
+ * The adapter is thin: it hands the context and `ctx.ip` (which honours `app.proxy`) to the core
+ * RequestLimiter and sends the answer the core builds. See docs/adapters.md.
+ */
+import type { Admission, Answer, Decision, Limiter, RateLimitOptions } from '@floodgate/core';
+import { RequestLimiter } from '@floodgate/core';
+import type { Context, Middleware, Next } from 'koa';
+
+declare module 'koa' {
+  interface DefaultState {
+    /** The Decision of the last floodgate limiter this request passed through. */
+    rateLimit?: Decision;
+  }
+}
+
+/** Answers a limited request instead of the default 429; RateLimit and Retry-After headers are already set. */
+export type LimitHandler = (ctx: Context, decision: Decision) => unknown;
+
+export type KoaRateLimitOptions = RateLimitOptions<Context, LimitHandler>;
+
+/** The middleware, with the Limiter behind it (for `limiter.reset(key)` or `limiter.close()`). */
+export interface RateLimitMiddleware extends Middleware {
+  readonly limiter: Limiter;
+}
+
+type Plan = RequestLimiter<Context, LimitHandler>;
+
+/** Middleware limiting every request it sees; use it app-wide with app.use() or on one route. */
+export function rateLimit(options: KoaRateLimitOptions): RateLimitMiddleware {
+  const plan: Plan = new RequestLimiter(options, 'rateLimit()');
+  const middleware = (ctx: Context, next: Next): Promise<unknown> => run(plan, ctx, next);
+  return Object.assign(middleware, { limiter: plan.limiter });
+}
+
+/**
+ * Method decorator (TC39 standard decorators, TypeScript 5) for class handlers `(ctx, next)`:
+ * the method runs only when the request is admitted.
+ */
+export function RateLimit(options: KoaRateLimitOptions) {
+  const plan: Plan = new RequestLimiter(options, '@RateLimit()');
+  return function decorate<This, Method extends (this: This, ctx: Context, next: Next) => unknown>(
+    method: Method,
+    context: ClassMethodDecoratorContext<This, Method>,
+  ): Method {
+    if (context.kind !== 'method') {
+      throw new TypeError(`@RateLimit() decorates methods; ${String(context.name)} is a ${context.kind}`);
+    }
+    async function limited(this: This, ctx: Context, next: Next): Promise<unknown> {
+      const admission = await admit(plan, ctx);
+      if (admission === undefined) return undefined;
+      if (admission === 'skip' || !plan.refunds) return method.call(this, ctx, next);
+      return settleAfter(plan, admission, ctx, method.call(this, ctx, next));
+    }
+    return limited as unknown as Method;
+  };
+}
+
+async function run(plan: Plan, ctx: Context, next: Next): Promise<unknown> {
+  // Errors (a key or cost function that threw) propagate to Koa's own error handling.
+  const admission = await admit(plan, ctx);
+  if (admission === undefined) return undefined;
+  if (admission === 'skip' || !plan.refunds) return next();
+  return settleAfter(plan, admission, ctx, next());
+}
+
+/** Count the request: the Admission (or 'skip') when it may go on, undefined when answered here. */
+async function admit(plan: Plan, ctx: Context): Promise<Admission | 'skip' | undefined> {
+  const result = await plan.check(ctx, ctx.ip, ctx.res);
+  if (result === 'skip') return result;
+  if (result === 'no-client') {
+    send(ctx, plan.unknownClient);
+    return undefined;
+  }
+  const decision = result.decision;
+  ctx.state.rateLimit = decision;
+  if (decision.allowed) return result;
+  if (plan.usesOnLimit(decision)) {
+    await (plan.onLimit as LimitHandler)(ctx, decision);
+  } else {
+    send(ctx, plan.answer(decision));
+  }
+  return undefined;
+}
+
+/** skipSuccessfulRequests / skipFailedRequests: once downstream is done, its status decides the refund. */
+async function settleAfter(
+  plan: Plan,
+  admission: Admission,
+  ctx: Context,
+  downstream: unknown,
+): Promise<unknown> {
+  try {
+    const value = await downstream;
+    plan.settle(admission, ctx.status, true);
+    return value;
+  } catch (error) {
+    const status = (error as { status?: unknown; statusCode?: unknown } | null)?.status;
+    plan.settle(admission, typeof status === 'number' ? status : 500, true);
+    throw error;
+  }
+}
+
+function send(ctx: Context, answer: Answer): void {
+  ctx.status = answer.status;
+  ctx.set('Content-Type', answer.contentType);
+  ctx.body = answer.body;
+}

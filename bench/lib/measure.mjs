@@ -65,7 +65,7 @@ export async function runInFlight(op, { keys, inFlight, durationMs }) {
 
 /** Warm up once, then `rounds` timed rounds; the median ops/s and its ns/op. */
 export async function bench(op, { keys, inFlight = 1, durationMs, rounds, warmupMs }) {
-  await runInFlight(op, { keys, inFlight, durationMs: warmupMs });
+  if (warmupMs > 0) await runInFlight(op, { keys, inFlight, durationMs: warmupMs });
   const results = [];
   for (let r = 0; r < rounds; r++) results.push(await runInFlight(op, { keys, inFlight, durationMs }));
   const opsPerSec = median(results.map((r) => r.opsPerSec));
@@ -73,6 +73,7 @@ export async function bench(op, { keys, inFlight = 1, durationMs, rounds, warmup
     opsPerSec: Math.round(opsPerSec),
     nsPerOp: Math.round(1e9 / opsPerSec),
     rounds: results.map((r) => Math.round(r.opsPerSec)),
+    ops: results.reduce((sum, r) => sum + r.ops, 0),
     failures: results.reduce((sum, r) => sum + r.failures, 0),
   };
 }

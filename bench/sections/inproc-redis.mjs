@@ -1,0 +1,188 @@
+// In-process Redis: checks/s from one process on 100k distinct keys at 1, 64 and 256 in flight,
+// floodgate (every algorithm, through Limiter.consume) beside rate-limiter-flexible's RateLimiterRedis
+// and express-rate-limit's rate-limit-redis store (both on ioredis), each in its own process, against
+// the bench's own redis-server. Redis commands per check come from INFO commandstats.
+import { Redis } from 'ioredis';
+import { RedisStore as RlrStore } from 'rate-limit-redis';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
+import { fmtInt, fmtNum } from '../lib/format.mjs';
+import { bench, makeKeys } from '../lib/measure.mjs';
+import { commandStats, commandsPerCheck } from '../lib/redis-server.mjs';
+import { ALGORITHMS, measureAll } from '../lib/subjects.mjs';
+
+const HOUR_MS = 3_600_000;
+const BIG = 1_000_000_000;
+const RLF = 'rate-limiter-flexible';
+const RLR = 'rate-limit-redis';
+const LEVELS = [1, 64, 256];
+const LABELS = {
+  [RLF]: 'rate-limiter-flexible RateLimiterRedis.consume',
+  [RLR]: 'rate-limit-redis RedisStore.increment',
+};
+const label = (name) => LABELS[name] ?? `floodgate Limiter.consume (redis, ${name})`;
+
+/** EVALSHA/EVAL calls per check: the round trips that carry checks. */
+function scriptCalls(commands) {
+  const c = commands.perCommand;
+  return (c.evalsha ?? 0) + (c.eval ?? 0) + (c.evalsha_ro ?? 0) + (c.eval_ro ?? 0);
+}
+
+export async function makeSubject(name, url, prefix) {
+  if (name === RLF || name === RLR) {
+    const client = new Redis(url);
+    if (name === RLF) {
+      const limiter = new RateLimiterRedis({
+        storeClient: client,
+        points: BIG,
+        duration: 3600,
+        keyPrefix: prefix,
+      });
+      return { op: (key) => limiter.consume(key), close: () => client.quit() };
+    }
+    const store = new RlrStore({ sendCommand: (command, ...args) => client.call(command, ...args), prefix });
+    store.init({ windowMs: HOUR_MS });
+    return { op: (key) => store.increment(key), close: () => client.quit() };
+  }
+  const { Limiter, RedisStore } = await import('@floodgate/core');
+  const store = new RedisStore({ url });
+  const limit = name === 'sliding-log' ? { limit: 100, window: 1000 } : { limit: BIG, window: HOUR_MS };
+  const limiter = new Limiter({ ...limit, algorithm: name, name: 'bench', prefix, store });
+  // A store that is not built yet throws on the first call: fail here, not in the timed loop.
+  await limiter.consume('probe');
+  const decision = await limiter.consume('probe');
+  if (decision.degraded) throw new Error(`the Redis store is failing (degraded: ${decision.degraded})`);
+  return { op: (key) => limiter.consume(key), close: () => store.close() };
+}
+
+/** Child side: one subject at every in-flight level, with commands per check at each. */
+export async function measure(name, { url, timing, own }) {
+  const keys = makeKeys(100_000);
+  const admin = new Redis(url);
+  const out = {};
+  try {
+    for (const inFlight of LEVELS) {
+      if (own) await admin.flushdb();
+      const { op, close } = await makeSubject(name, url, `bench:${name}:${inFlight}:`);
+      await bench(op, { keys, inFlight, durationMs: timing.warmupMs, rounds: 1, warmupMs: 0 });
+      const before = await commandStats(admin);
+      const r = await bench(op, { keys, inFlight, ...timing, warmupMs: 0 });
+      const after = await commandStats(admin);
+      await close();
+      out[inFlight] = { ...r, commands: commandsPerCheck(before, after, r.ops) };
+    }
+  } finally {
+    if (own) await admin.flushdb();
+    admin.disconnect();
+  }
+  return out;
+}
+
+export default async function run(ctx) {
+  if (!ctx.redis)
+    return { title: 'In-process: Redis', notes: ['No redis-server found: section skipped.'], tables: [] };
+  const timing = ctx.quick
+    ? { durationMs: 300, rounds: 2, warmupMs: 200 }
+    : { durationMs: 1000, rounds: 3, warmupMs: 500 };
+  const names = [...ALGORITHMS, RLF, RLR];
+  const results = await measureAll(
+    ctx,
+    import.meta.url,
+    names,
+    { url: ctx.redis.url, own: ctx.redis.own, timing },
+    label,
+  );
+
+  const rows = names.map((name) => {
+    const r = results[name];
+    if (r.missing) return [label(name), r.missing, ...LEVELS.map(() => '')];
+    const scripts = LEVELS.map((l) => fmtNum(scriptCalls(r[l].commands), 3)).join(' / ');
+    const cmds = LEVELS.map((l) => fmtNum(r[l].commands.total, 2)).join(' / ');
+    return [
+      label(name),
+      ...LEVELS.map((l) => fmtInt(r[l].opsPerSec)),
+      fmtNum(r[1].nsPerOp / 1000, 1),
+      scripts,
+      cmds,
+    ];
+  });
+
+  const head = results['sliding-window'];
+  const rlf = results[RLF];
+  const rlr = results[RLR];
+  const ok = !head.missing && !rlf.missing && !rlr.missing;
+  const why = head.missing ?? rlf.missing ?? rlr.missing;
+  const x = (v) => `${v.toFixed(2)}x`;
+  const targets = [
+    {
+      name: 'Redis, distinct keys, 64 in flight, vs RateLimiterRedis',
+      wanted: '>= 2.5x',
+      value: ok ? head[64].opsPerSec / rlf[64].opsPerSec : undefined,
+      threshold: 2.5,
+      show: (v) => `${x(v)} (${fmtInt(head[64].opsPerSec)} vs ${fmtInt(rlf[64].opsPerSec)}/s)`,
+      why,
+    },
+    {
+      name: 'Redis, distinct keys, 256 in flight, vs RateLimiterRedis',
+      wanted: '>= 3x',
+      value: ok ? head[256].opsPerSec / rlf[256].opsPerSec : undefined,
+      threshold: 3,
+      show: (v) => `${x(v)} (${fmtInt(head[256].opsPerSec)} vs ${fmtInt(rlf[256].opsPerSec)}/s)`,
+      why,
+    },
+    {
+      name: 'Redis, distinct keys, vs rate-limit-redis (64 and 256 in flight, the lower ratio)',
+      wanted: '>= 2x',
+      value: ok
+        ? Math.min(head[64].opsPerSec / rlr[64].opsPerSec, head[256].opsPerSec / rlr[256].opsPerSec)
+        : undefined,
+      threshold: 2,
+      show: x,
+      why,
+    },
+    {
+      name: 'Redis, 1 in flight, no slower than the peers',
+      wanted: '>= 1.00x of the faster peer',
+      value: ok ? head[1].opsPerSec / Math.max(rlf[1].opsPerSec, rlr[1].opsPerSec) : undefined,
+      threshold: 1,
+      show: x,
+      why,
+    },
+    {
+      name: 'Redis, script calls per check',
+      wanted: '<= 1',
+      value: ok ? Math.max(...LEVELS.map((l) => scriptCalls(head[l].commands))) : undefined,
+      threshold: 1,
+      atMost: true,
+      show: (v) => fmtNum(v, 3),
+      why,
+    },
+  ];
+
+  return {
+    title: 'In-process: Redis store, 100k distinct keys',
+    tables: [
+      {
+        columns: [
+          'Subject',
+          ...LEVELS.map((l) => `${l} in flight checks/s`),
+          '1 in flight µs/check',
+          `Script calls per check (${LEVELS.join(' / ')})`,
+          `Redis commands per check, incl. inside scripts (${LEVELS.join(' / ')})`,
+        ],
+        rows,
+        notes: [
+          `Against ${ctx.redis.own ? 'a redis-server started by the bench on a free port' : ctx.redis.url}, ` +
+            'one client process, keys cycling through 100,000 distinct keys. Median of the rounds; each subject in its own ' +
+            'process. Commands per check = INFO commandstats calls during the timed rounds / checks (commands a script ' +
+            'runs count too: INCR inside EVALSHA is 2). "1 in flight µs/check" is the round-trip latency of one check.',
+        ],
+      },
+    ],
+    data: results,
+    // redis-limit uses the 256-in-flight figure for its ratio to redis-benchmark.
+    shared: {
+      floodgateRedisBest: head.missing ? undefined : Math.max(...LEVELS.map((l) => head[l].opsPerSec)),
+    },
+    targets,
+  };
+}

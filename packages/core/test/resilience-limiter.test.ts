@@ -19,7 +19,12 @@ let serial = 0;
 
 function limiter(options: Partial<LimiterOptions> & Pick<LimiterOptions, 'store'>): Limiter {
   serial++;
-  const made = new Limiter({ limit: '5/min', name: `res${serial}`, prefix: `res-${process.pid}:`, ...options });
+  const made = new Limiter({
+    limit: '5/min',
+    name: `res${serial}`,
+    prefix: `res-${process.pid}:`,
+    ...options,
+  });
   limiters.push(made);
   return made;
 }
@@ -160,7 +165,11 @@ describe('circuit breaker', () => {
     for (let i = 0; i < 3; i++) await l.consume('k');
     expect(errors).toHaveLength(3);
     expect(errors[0]).toMatchObject({ store: 'primary', kind: 'redis', operation: 'consume', key: 'k' });
-    expect(l.health()).toMatchObject({ status: 'degraded', degraded: 'open', breaker: { state: 'open', opens: 1 } });
+    expect(l.health()).toMatchObject({
+      status: 'degraded',
+      degraded: 'open',
+      breaker: { state: 'open', opens: 1 },
+    });
     expect(degraded).toEqual([expect.objectContaining({ mode: 'open' })]);
 
     const started = performance.now();
@@ -205,7 +214,10 @@ describe('events', () => {
     const l = limiter({ limit: '2/min', store: server.url, onLimit: (e) => limits.push(e) });
     for (let i = 0; i < 3; i++) await l.consume('user:1');
     expect(limits).toHaveLength(1);
-    expect(limits[0]).toMatchObject({ key: 'user:1', decision: { allowed: false, remaining: 0, degraded: false } });
+    expect(limits[0]).toMatchObject({
+      key: 'user:1',
+      decision: { allowed: false, remaining: 0, degraded: false },
+    });
     // The memory store's fast path reports too.
     const memory = limiter({ limit: '1/min', store: new MemoryStore(), onLimit: (e) => limits.push(e) });
     await memory.consume('m');
@@ -298,7 +310,11 @@ describe('configuration errors at construction', () => {
       { store: ['redis://127.0.0.1:7001', 'redis://127.0.0.1:7002'], fallback: 'redis://127.0.0.1:7002' },
       /same backend as the primary/,
     ],
-    ['fallbackShare 0', { fallback: 'memory://', fallbackShare: 0 }, /fallbackShare 0 must be a number above 0/],
+    [
+      'fallbackShare 0',
+      { fallback: 'memory://', fallbackShare: 0 },
+      /fallbackShare 0 must be a number above 0/,
+    ],
     ['fallbackShare above 1', { fallback: 'memory://', fallbackShare: 2 }, /fallbackShare 2/],
     ['fallbackShare without fallback', { fallbackShare: 0.5 }, /fallbackShare only applies with a fallback/],
     ['hook not a function', { onStoreError: 'console.log' }, /onStoreError "console.log" must be a function/],
@@ -319,7 +335,9 @@ describe('configuration errors at construction', () => {
 
   it('the same Store object as primary and fallback', () => {
     const store = new MemoryStore();
-    expect(() => new Limiter({ limit: '1/s', store, fallback: store })).toThrow(/same backend as the primary/);
+    expect(() => new Limiter({ limit: '1/s', store, fallback: store })).toThrow(
+      /same backend as the primary/,
+    );
   });
 
   it('store lists: empty, duplicates, bad strategy, options on a single URI', () => {
@@ -331,7 +349,9 @@ describe('configuration errors at construction', () => {
     expect(() => createStore(['memory://'], { healthCheckIntervalMs: 0 })).toThrow(
       /healthCheckIntervalMs 0 must be a whole number from 50 to 600000/,
     );
-    expect(() => createStore(['memory://'], { hysteresis: 10 } as object)).toThrow(/did you mean "hysteresisMs"/);
+    expect(() => createStore(['memory://'], { hysteresis: 10 } as object)).toThrow(
+      /did you mean "hysteresisMs"/,
+    );
     expect(() => (createStore as (u: string, o: object) => unknown)('memory://', {})).toThrow(
       /createStore options are for a list of URIs/,
     );

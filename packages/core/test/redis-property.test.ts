@@ -62,6 +62,7 @@ const traceArb = fc.record({
   batched: fc.boolean(),
 });
 
+type PolicySpec = { algorithm: AlgorithmName; limit: number; window: number; burst: number | undefined };
 let runs = 0;
 
 /**
@@ -99,7 +100,7 @@ class Reference {
   }
 }
 
-function toPolicies(specs: fc.RecordValue<typeof policyArb>[]): Policy[] {
+function toPolicies(specs: PolicySpec[]): Policy[] {
   const prefix = `${RUN}${++runs}:`;
   return specs.flatMap((spec, i) =>
     parsePolicies(

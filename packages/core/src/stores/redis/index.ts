@@ -311,11 +311,20 @@ export class RedisStore implements Store {
     this.flush(); // checks already queued still get their answers
     this.closed = true;
     if (!this.owned) return;
+    const ended = new Promise<void>((resolve) => {
+      if (this.commands.status === 'end') return resolve();
+      const timer = setTimeout(resolve, 1000);
+      this.commands.on('end', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
     try {
       await this.commands.quit();
     } catch {
       this.commands.disconnect();
     }
+    await ended; // resolve once the connection is really gone, so a process can exit right after
     this.commands.off('error', this.onError);
   }
 

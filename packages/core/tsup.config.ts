@@ -1,3 +1,4 @@
+import { cpSync } from 'node:fs';
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
@@ -7,6 +8,9 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   target: 'node20',
-  // Lua scripts are read at runtime from the package; keep them beside the build.
-  loader: { '.lua': 'text' },
+  // The Redis store reads its Lua scripts at runtime, beside the module (src/stores/redis/lua/ in the
+  // sources, dist/lua/ once built): copy them next to the bundle.
+  onSuccess: async () => {
+    cpSync('src/stores/redis/lua', 'dist/lua', { recursive: true });
+  },
 });

@@ -17,7 +17,6 @@ import { resetUnsafeWarning } from '../src/stores/redis/driver.js';
 import { RedisStore } from '../src/stores/redis/index.js';
 import { clientPart, redisKey } from '../src/stores/redis/keys.js';
 import { parseRedisUri } from '../src/stores/redis/uri.js';
-import { createStore } from '../src/uri.js';
 import {
   cli,
   type RedisCluster,

@@ -1,9 +1,9 @@
 // One of several processes hammering one key: `go <algorithm> <prefix>` on stdin fires `inFlight`
 // checks at once (limit 100, window 1h) and prints how many were admitted, as JSON.
 import { createInterface } from 'node:readline';
-import { parsePolicies } from '../../src/rate.ts';
-import { RedisStore } from '../../src/stores/redis/index.ts';
-import type { AlgorithmName } from '../../src/types.ts';
+import { parsePolicies } from '../../src/rate.js';
+import { RedisStore } from '../../src/stores/redis/index.js';
+import type { AlgorithmName } from '../../src/types.js';
 
 const [url, inFlightText] = process.argv.slice(2);
 const inFlight = Number(inFlightText);

@@ -97,6 +97,8 @@ async function admit(plan: Plan, req: Request, res: Response): Promise<boolean> 
   }
   if (plan.usesOnLimit(decision)) {
     await (plan.onLimit as LimitHandler)(req, res, decision);
+    // An onLimit that forgot to answer must not leave the request hanging.
+    if (!res.headersSent) send(res, plan.answer(decision));
   } else {
     send(res, plan.answer(decision));
   }

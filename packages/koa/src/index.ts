@@ -82,6 +82,8 @@ async function admit(plan: Plan, ctx: Context): Promise<Admission | 'skip' | und
   if (decision.allowed) return result;
   if (plan.usesOnLimit(decision)) {
     await (plan.onLimit as LimitHandler)(ctx, decision);
+    // An onLimit that set nothing would end as Koa's 404: answer as if there were none.
+    if (ctx.body == null && ctx.status === 404) send(ctx, plan.answer(decision));
   } else {
     send(ctx, plan.answer(decision));
   }

@@ -1,0 +1,347 @@
+import { QUOTA_EXCEEDED_TYPE, RedisStore } from '@floodgate/core';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  assertCleanHeaders,
+  burst,
+  parseField,
+  type Reply,
+  request,
+  statuses,
+} from '../../express/test/support/http.js';
+import floodgate from '../src/index.js';
+
+const apps: FastifyInstance[] = [];
+let seq = 0;
+
+function name(): string {
+  seq += 1;
+  return `f${seq}`;
+}
+
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+});
+
+function make(options: FastifyServerOptions = {}): FastifyInstance {
+  const app = Fastify(options);
+  apps.push(app);
+  return app;
+}
+
+async function serve(app: FastifyInstance): Promise<{ port: number }> {
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return { port: address.port };
+}
+
+async function sequence(count: number, send: () => Promise<Reply>): Promise<Reply[]> {
+  const replies = [];
+  for (let i = 0; i < count; i++) replies.push(await send());
+  return replies;
+}
+
+const remaining = (r: Reply) => parseField(r.headers.ratelimit).map((i) => i.params.get('r'));
+
+describe('plugin', () => {
+  it('limits every route, with draft-11 headers, Retry-After and a problem body', async () => {
+    const app = make();
+    await app.register(floodgate, { limit: '3/min', name: 'three', algorithm: 'fixed-window' });
+    app.get('/', async () => ({ ok: true }));
+    app.get('/other', async () => ({ ok: true }));
+    const target = await serve(app);
+    const replies = [
+      ...(await sequence(2, () => request(target, '/'))),
+      ...(await sequence(2, () => request(target, '/other'))),
+    ];
+    expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 429]);
+    for (const r of replies) {
+      assertCleanHeaders(r.headers);
+      expect(
+        parseField(r.headers['ratelimit-policy']).map((i) => [i.name, i.params.get('q'), i.params.get('w')]),
+      ).toEqual([['three', 3, 60]]);
+    }
+    expect(replies.map((r) => remaining(r)[0])).toEqual([2, 1, 0, 0]);
+    const denied = replies[3];
+    expect(Number(denied.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(Number(denied.headers['retry-after'])).toBeLessThanOrEqual(60);
+    expect(denied.headers['content-type']).toBe('application/problem+json');
+    expect(JSON.parse(denied.body)).toMatchObject({
+      type: QUOTA_EXCEEDED_TYPE,
+      status: 429,
+      'violated-policies': ['three'],
+    });
+  });
+
+  it('route config overrides the plugin limit with a bucket of its own, and false opts out', async () => {
+    const app = make();
+    await app.register(floodgate, { limit: '10/min', name: name() });
+    app.get('/strict', { config: { rateLimit: { limit: '2/min' } } }, async (request) => ({
+      remaining: request.rateLimit?.remaining,
+    }));
+    app.get('/also-strict', { config: { rateLimit: { limit: '2/min' } } }, async () => 'ok');
+    app.get('/free', { config: { rateLimit: false } }, async () => 'free');
+    app.get('/', async () => 'ok');
+    const target = await serve(app);
+
+    const strict = await sequence(3, () => request(target, '/strict'));
+    expect(strict.map((r) => r.status)).toEqual([200, 200, 429]);
+    expect(JSON.parse(strict[1].body)).toEqual({ remaining: 0 });
+    expect(parseField(strict[0].headers['ratelimit-policy'])[0].name).toBe('2-in-1m');
+    // Same policy text on another route: its own bucket (named after the route).
+    expect((await request(target, '/also-strict')).status).toBe(200);
+    for (let i = 0; i < 5; i++) {
+      const free = await request(target, '/free');
+      expect([free.status, free.headers.ratelimit]).toEqual([200, undefined]);
+    }
+    // The override did not spend from the plugin's limit.
+    expect(remaining(await request(target, '/'))).toEqual([9]);
+  });
+
+  it('global: false limits only the routes that ask, inheriting the plugin options', async () => {
+    const app = make();
+    await app.register(floodgate, { global: false, headers: ['draft-11', 'legacy'] });
+    app.get('/open', async () => 'open');
+    app.get('/limited', { config: { rateLimit: { limit: '1/min' } } }, async () => 'limited');
+    const target = await serve(app);
+    for (let i = 0; i < 3; i++) expect((await request(target, '/open')).headers.ratelimit).toBeUndefined();
+    const first = await request(target, '/limited');
+    expect([first.status, first.headers['x-ratelimit-limit']]).toEqual([200, '1']);
+    expect((await request(target, '/limited')).status).toBe(429);
+  });
+
+  it('app.rateLimit() returns a preHandler for one route, which the global limit then leaves alone', async () => {
+    const app = make();
+    await app.register(floodgate, { limit: '100/min', name: name() });
+    app.get('/one', { preHandler: app.rateLimit({ limit: '2/min', name: name() }) }, async () => 'one');
+    app.get('/', async () => 'ok');
+    const target = await serve(app);
+    const replies = await sequence(3, () => request(target, '/one'));
+    expect(replies.map((r) => r.status)).toEqual([200, 200, 429]);
+    expect(remaining(replies[0])).toEqual([1]);
+    expect(remaining(await request(target, '/'))).toEqual([99]);
+  });
+
+  it('registers its hooks once per route, not per request, and keeps HEAD on the GET bucket', async () => {
+    const app = make();
+    await app.register(floodgate, { limit: '4/min', name: name() });
+    app.get('/', async () => 'ok');
+    const target = await serve(app);
+    expect(remaining(await request(target, '/'))).toEqual([3]);
+    expect(remaining(await request(target, '/', { method: 'HEAD' }))).toEqual([2]);
+    expect(remaining(await request(target, '/'))).toEqual([1]);
+  });
+
+  it('gives a route config and its HEAD twin one limiter (one bucket, no shared-bucket warning)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error & { code?: string }) => warnings.push(warning.code ?? warning.message);
+    process.on('warning', onWarning);
+    try {
+      const app = make();
+      await app.register(floodgate, { global: false });
+      app.get('/y', { config: { rateLimit: { limit: '4/min' } } }, async () => 'ok');
+      const target = await serve(app);
+      expect(remaining(await request(target, '/y'))).toEqual([3]);
+      expect(remaining(await request(target, '/y', { method: 'HEAD' }))).toEqual([2]);
+      expect(remaining(await request(target, '/y'))).toEqual([1]);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings.filter((w) => w === 'FLOODGATE_SHARED_BUCKET')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
+  it('respects encapsulation: registered inside a child plugin, it limits only that plugin', async () => {
+    const app = make();
+    await app.register(async (child) => {
+      await child.register(floodgate, { limit: '1/min', name: name() });
+      child.get('/inside', async () => 'inside');
+    });
+    app.get('/outside', async () => 'outside');
+    const target = await serve(app);
+    expect((await request(target, '/inside')).status).toBe(200);
+    expect((await request(target, '/inside')).status).toBe(429);
+    for (let i = 0; i < 3; i++) expect((await request(target, '/outside')).status).toBe(200);
+  });
+
+  it('keys on a custom key, spends a custom cost, and skips', async () => {
+    const app = make();
+    await app.register(floodgate, {
+      limit: '5/min',
+      name: name(),
+      key: (request) => `user:${request.headers['x-user'] ?? 'anonymous'}`,
+      cost: (request) => Number(request.headers['x-cost'] ?? 1),
+      skip: (request) => request.headers['x-internal'] === 'yes',
+    });
+    app.get('/', async () => 'ok');
+    const target = await serve(app);
+    const heavy = { 'x-user': 'ann', 'x-cost': '2' };
+    const a = await sequence(3, () => request(target, '/', { headers: heavy }));
+    expect(a.map((r) => r.status)).toEqual([200, 200, 429]);
+    expect(a.map((r) => remaining(r)[0])).toEqual([3, 1, 1]);
+    expect((await request(target, '/', { headers: { 'x-user': 'bob' } })).status).toBe(200);
+    const skipped = await request(target, '/', { headers: { 'x-user': 'ann', 'x-internal': 'yes' } });
+    expect([skipped.status, skipped.headers.ratelimit]).toEqual([200, undefined]);
+    expect((await request(target, '/', { headers: { 'x-user': 'ann' } })).status).toBe(200);
+    expect((await request(target, '/', { headers: { 'x-user': 'ann' } })).status).toBe(429);
+  });
+
+  it('a key reading the parsed body works in the preHandler hook', async () => {
+    const app = make();
+    await app.register(floodgate, { global: false });
+    app.post(
+      '/login',
+      {
+        config: {
+          rateLimit: {
+            limit: '2/15m',
+            hook: 'preHandler',
+            key: (request) => `email:${(request.body as { email: string }).email}`,
+          },
+        },
+      },
+      async () => 'ok',
+    );
+    const target = await serve(app);
+    const login = (email: string) =>
+      request(target, '/login', { method: 'POST', body: JSON.stringify({ email }) });
+    expect((await login('a@example.com')).status).toBe(200);
+    expect((await login('a@example.com')).status).toBe(200);
+    expect((await login('a@example.com')).status).toBe(429);
+    expect((await login('b@example.com')).status).toBe(200);
+  });
+
+  it('skipSuccessfulRequests counts only failed responses', async () => {
+    const app = make();
+    await app.register(floodgate, { limit: '2/min', name: name(), skipSuccessfulRequests: true });
+    app.get('/good', async () => 'fine');
+    app.get('/bad', async (_request, reply) => reply.code(401).send({ error: 'wrong password' }));
+    const target = await serve(app);
+    for (let i = 0; i < 5; i++) expect((await request(target, '/good')).status).toBe(200);
+    expect((await request(target, '/bad')).status).toBe(401);
+    expect((await request(target, '/bad')).status).toBe(401);
+    expect((await request(target, '/bad')).status).toBe(429);
+    expect((await request(target, '/good')).status).toBe(429);
+  });
+
+  it('skipFailedRequests counts only successful responses', async () => {
+    const app = make();
+    await app.register(floodgate, { limit: '2/min', name: name(), skipFailedRequests: true });
+    app.get('/good', async () => 'fine');
+    app.get('/bad', async () => {
+      throw new Error('broken');
+    });
+    const target = await serve(app);
+    for (let i = 0; i < 4; i++) expect((await request(target, '/bad')).status).toBe(500);
+    expect((await request(target, '/good')).status).toBe(200);
+    expect((await request(target, '/good')).status).toBe(200);
+    expect((await request(target, '/good')).status).toBe(429);
+  });
+
+  it('with trustProxy off, a spoofed X-Forwarded-For does not buy a new bucket', async () => {
+    const app = make();
+    await app.register(floodgate, { limit: '3/min', name: name() });
+    app.get('/', async () => 'ok');
+    const target = await serve(app);
+    const replies = [];
+    for (let i = 0; i < 5; i++)
+      replies.push(await request(target, '/', { headers: { 'x-forwarded-for': `198.51.100.${i}` } }));
+    expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 429, 429]);
+  });
+
+  it('with trustProxy on, groups IPv6 clients by /56 and counts ::ffff:a.b.c.d as a.b.c.d', async () => {
+    const app = make({ trustProxy: '127.0.0.1' });
+    await app.register(floodgate, { limit: '2/min', name: name() });
+    app.get('/', async () => 'ok');
+    const target = await serve(app);
+    const from = (ip: string) =>
+      request(target, '/', { headers: { 'x-forwarded-for': ip } }).then((r) => r.status);
+    expect(await from('2001:db8:1:1::1')).toBe(200);
+    expect(await from('2001:db8:1:2::abcd')).toBe(200);
+    expect(await from('2001:db8:1:ff:1:2:3:4')).toBe(429);
+    expect(await from('2001:db8:1:100::1')).toBe(200);
+    expect(await from('203.0.113.9')).toBe(200);
+    expect(await from('::ffff:203.0.113.9')).toBe(200);
+    expect(await from('203.0.113.9')).toBe(429);
+  });
+
+  it('admits exactly the limit out of many concurrent requests', async () => {
+    const app = make();
+    await app.register(floodgate, { limit: '10/min', name: name() });
+    app.get('/', async () => 'ok');
+    const target = await serve(app);
+    const replies = await burst(40, () => request(target, '/'));
+    expect(statuses(replies)).toEqual({ 200: 10, 429: 30 });
+  });
+
+  it('replaces the answer with message or onLimit, and never hangs on an onLimit that sends nothing', async () => {
+    const app = make();
+    await app.register(floodgate, { global: false });
+    app.get('/text', { config: { rateLimit: { limit: '1/min', message: 'slow down' } } }, async () => 'ok');
+    app.get(
+      '/custom',
+      {
+        config: {
+          rateLimit: {
+            limit: '1/min',
+            onLimit: (_request, reply, decision) => reply.code(429).send({ policy: decision.policy }),
+          },
+        },
+      },
+      async () => 'ok',
+    );
+    app.get('/forgetful', { config: { rateLimit: { limit: '1/min', onLimit: () => {} } } }, async () => 'ok');
+    const target = await serve(app);
+    for (const path of ['/text', '/custom', '/forgetful']) await request(target, path);
+    const text = await request(target, '/text');
+    expect([text.status, text.headers['content-type'], text.body]).toEqual([
+      429,
+      'text/plain; charset=utf-8',
+      'slow down',
+    ]);
+    const custom = await request(target, '/custom');
+    expect([custom.status, JSON.parse(custom.body)]).toEqual([429, { policy: '1-in-1m' }]);
+    const forgetful = await request(target, '/forgetful');
+    expect([forgetful.status, forgetful.headers['content-type']]).toEqual([429, 'application/problem+json']);
+  });
+
+  it('answers 503 with Retry-After and no RateLimit numbers when a real store is down', async () => {
+    const store = new RedisStore({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 100, timeoutMs: 100 });
+    const app = make();
+    await app.register(floodgate, { limit: '5/min', name: name(), store });
+    app.get('/', async () => 'ok');
+    const target = await serve(app);
+    const r = await request(target, '/');
+    await store.close();
+    expect(r.status).toBe(503);
+    expect(Number(r.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(r.headers.ratelimit).toBeUndefined();
+    expect(JSON.parse(r.body).status).toBe(503);
+    expect(r.body).not.toMatch(/ECONNREFUSED|Error|\bat /);
+  });
+
+  it('rejects bad options at registration with a stable code', async () => {
+    await expect(make().register(floodgate, { limit: '5/min', globl: false } as never)).rejects.toThrowError(
+      /FLOODGATE_UNKNOWN_OPTION: the floodgate plugin has no option "globl"; did you mean "global"\?/,
+    );
+    await expect(make().register(floodgate, {})).rejects.toThrowError(
+      /FLOODGATE_INVALID_OPTION: .*needs a limit/,
+    );
+    await expect(
+      make().register(floodgate, { limit: '5/min', hook: 'onSend' } as never),
+    ).rejects.toThrowError(/hook "onSend" must be one of "onRequest", "preValidation", "preHandler"/);
+    const app = make();
+    await app.register(floodgate, { global: false });
+    expect(() => app.get('/x', { config: { rateLimit: {} } }, async () => 'x')).toThrowError(
+      /config.rateLimit of GET \/x needs a limit/,
+    );
+    expect(() =>
+      app.get(
+        '/y',
+        { config: { rateLimit: { limit: '5/min', keyGen: () => 'k' } as never } },
+        async () => 'y',
+      ),
+    ).toThrowError(/FLOODGATE_UNKNOWN_OPTION/);
+  });
+});

@@ -312,6 +312,11 @@ export class Limiter {
       if (!decision.allowed && this.onLimit) emit(this.onLimit, 'onLimit', { key, decision });
       return Promise.resolve(decision);
     }
+    return this.runOnStore(key, cost);
+  }
+
+  /** Apart from run(): its closure would make every call allocate a context, the memory path too. */
+  private runOnStore(key: string, cost: number): Promise<Decision> {
     return this.decide(
       key,
       cost < 0 ? 'refund' : 'consume',
@@ -333,11 +338,14 @@ export class Limiter {
     const admission = this.breaker ? this.breaker.admit() : 'call';
     if (admission === 'skip') return this.degrade(key, operation, ask, cost, undefined);
     const fail = (error: unknown) => {
+      if (error === BREAKER_OPENED) return this.degrade(key, operation, ask, cost, undefined);
       this.breaker?.failed(admission);
       this.storeFailed(error, 'primary', this.store, operation, key);
       return this.degrade(key, operation, ask, cost, error);
     };
-    return this.call((store) => ask(store, this.policies), this.store).then((decisions) => {
+    let pending = this.call((store) => ask(store, this.policies), this.store);
+    if (this.breaker !== undefined && admission === 'call') pending = releasedOnOpen(pending, this.breaker);
+    return pending.then((decisions) => {
       let decision: Decision;
       try {
         decision = toDecision(decisions, false, cost > this.capacity);
@@ -457,6 +465,26 @@ export class Limiter {
       this.claimedBuckets.push(policy.bucket);
     }
   }
+}
+
+/** Rejection of a call that was still waiting on the primary when the breaker opened. */
+const BREAKER_OPENED = Symbol('breaker opened');
+
+/** `pending`, or a rejection with BREAKER_OPENED as soon as the breaker opens, whichever is first. */
+function releasedOnOpen<T>(pending: Promise<T>, breaker: CircuitBreaker): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const unregister = breaker.onOpen(() => reject(BREAKER_OPENED));
+    pending.then(
+      (value) => {
+        unregister();
+        resolve(value);
+      },
+      (error: unknown) => {
+        unregister();
+        reject(error);
+      },
+    );
+  });
 }
 
 function resolveStore(value: Store | string | readonly string[], what: string): Store {

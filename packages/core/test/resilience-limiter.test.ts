@@ -196,6 +196,31 @@ describe('circuit breaker', () => {
     expect(unhandled).toBe(0);
   });
 
+  it('calls still waiting on a frozen store are answered the moment the breaker opens', async () => {
+    const server = await redis();
+    // The client's own command timeout is set long so that the Limiter's deadline is what fires.
+    const l = limiter({ store: `${server.url}?timeoutMs=5000`, timeoutMs: 1000, breaker: { threshold: 3 } });
+    await l.consume('k');
+    server.freeze();
+    const started = performance.now();
+    const first = Array.from({ length: 3 }, () => l.consume('k'));
+    await sleep(500);
+    const later = Array.from({ length: 10 }, () =>
+      l.consume('k').then((d) => ({ d, at: performance.now() - started })),
+    );
+    await Promise.all(first);
+    const answered = await Promise.all(later);
+    // The first three time out at 1000 ms and open the breaker; the ten sent at 500 ms would have
+    // waited until 1500 ms, but are released at once.
+    for (const { d, at } of answered) {
+      expect(d).toMatchObject({ allowed: false, degraded: 'closed' });
+      expect(at).toBeGreaterThanOrEqual(950);
+      expect(at).toBeLessThan(1400);
+    }
+    expect(l.health().counts).toMatchObject({ storeErrors: 3, timeouts: 3, closed: 13 });
+    server.thaw();
+  });
+
   it('breaker: false calls the store every time', async () => {
     const server = await redis();
     const errors: StoreErrorEvent[] = [];

@@ -91,6 +91,8 @@ export class CircuitBreaker {
   private openedAt = 0;
   private probing = false;
   private openCount = 0;
+  /** Calls still waiting on the primary, told when the breaker opens. */
+  private readonly waiting = new Set<() => void>();
 
   constructor(
     readonly settings: BreakerSettings,
@@ -136,6 +138,16 @@ export class CircuitBreaker {
     if (times.length >= this.settings.threshold) this.open(now);
   }
 
+  /**
+   * Call `listener` once if the breaker opens; returns the function that unregisters it. Calls in
+   * flight when the breaker opens need not wait out their own deadline: the primary is known to be
+   * failing, so they are answered by the failure policy at once.
+   */
+  onOpen(listener: () => void): () => void {
+    this.waiting.add(listener);
+    return () => this.waiting.delete(listener);
+  }
+
   /** Milliseconds until the next probe may go out (0 when not open). */
   retryInMs(): number {
     if (this.current !== 'open') return 0;
@@ -164,6 +176,11 @@ export class CircuitBreaker {
     this.failureTimes.length = 0;
     if (this.current !== 'open') this.openCount++;
     this.move('open');
+    if (this.waiting.size > 0) {
+      const listeners = [...this.waiting];
+      this.waiting.clear();
+      for (const listener of listeners) listener();
+    }
   }
 
   private move(to: BreakerState): void {

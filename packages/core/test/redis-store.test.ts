@@ -128,13 +128,13 @@ describe('URIs', () => {
 
   it('createStore(redis://…?prefix=) gives a RedisStore whose prefix the Limiter uses', async () => {
     const text = prefix();
-    const limiter = new Limiter({ limit: '2/s', store: `redis://127.0.0.1:6379/0?prefix=${text}` });
+    const limiter = new Limiter({ limit: '2/1m', store: `redis://127.0.0.1:6379/0?prefix=${text}` });
     expect(limiter.store).toBeInstanceOf(RedisStore);
     expect(limiter.store.defaults?.prefix).toBe(text);
     const decisions = [];
     for (let i = 0; i < 3; i++) decisions.push((await limiter.consume('user:1')).allowed);
     expect(decisions).toEqual([true, true, false]);
-    expect(await cli(6379, 'exists', `${text}2-in-1s:sw{user:1}`)).toBe('1');
+    expect(await cli(6379, 'exists', `${text}2-in-1m:sw{user:1}`)).toBe('1');
     await limiter.close();
     expect((limiter.store as RedisStore).client.status).toBe('end');
   });
@@ -418,7 +418,8 @@ describe('on a 3-master Cluster', () => {
   });
 
   it('keeps one client’s keys for every policy in one slot (no CROSSSLOT) and spreads clients over the nodes', async () => {
-    const store = new RedisStore({ url: cluster.uri });
+    // A generous first-connection wait: this machine may be busy starting other test servers.
+    const store = new RedisStore({ url: cluster.uri, connectTimeoutMs: 5000 });
     const text = prefix();
     const policies = parsePolicies(
       [

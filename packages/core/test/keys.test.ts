@@ -87,6 +87,28 @@ describe('ipKey', () => {
     }
   });
 
+  it('accepts exactly the strings Node accepts as IPv6, on random text', () => {
+    const alphabet = '0123456789abcdefABCDEF:::::....';
+    let seed = 1;
+    const random = (n: number) => {
+      seed = (seed * 48271) % 2147483647;
+      return seed % n;
+    };
+    let valid = 0;
+    for (let n = 0; n < 50_000; n++) {
+      let text = '';
+      const length = 2 + random(24);
+      for (let i = 0; i < length; i++) text += alphabet[random(alphabet.length)];
+      const groups = parseIpv6(text);
+      expect(groups !== undefined, text).toBe(isIPv6(text));
+      if (groups !== undefined) {
+        valid++;
+        expect(parseIpv6(formatIpv6(groups)), text).toEqual(groups);
+      }
+    }
+    expect(valid).toBeGreaterThan(100);
+  });
+
   it('formats the longest zero run as :: and leaves single zero groups alone (RFC 5952)', () => {
     expect(formatIpv6([0x2001, 0xdb8, 0, 1, 0, 0, 0, 1])).toBe('2001:db8:0:1::1');
     expect(formatIpv6([0x2001, 0xdb8, 0, 0, 1, 0, 0, 1])).toBe('2001:db8::1:0:0:1');

@@ -6,14 +6,18 @@
  * keys arrive, and by one unref'd sweep that walks a slice of the slots at a time.
  */
 import { ALGORITHMS } from '../algorithms/index.js';
-import { monotonicClock } from '../clock.js';
+import { coarseMonotonicClock } from '../clock.js';
+import { toDecision } from '../decision.js';
 import { assertKnownOptions, FloodgateError, show } from '../errors.js';
 import { evaluate, peekPolicy, toPolicyDecision } from '../evaluate.js';
 import type {
+  Algorithm,
   AlgorithmState,
   Clock,
+  Decision,
   Policy,
   PolicyDecision,
+  StepResult,
   Store,
   StoreEntry,
   StoreHealth,
@@ -22,7 +26,10 @@ import type {
 export interface MemoryStoreOptions {
   /** Most keys held at once (all buckets together); the least recently used is evicted. @default 10_000_000 */
   maxKeys?: number;
-  /** Time source in ms since the epoch. @default a monotonic clock anchored at process start */
+  /**
+   * Time source in ms since the epoch. @default a monotonic clock anchored at process start, read at
+   * a granularity of about 1 ms (see coarseMonotonicClock in clock.ts)
+   */
   clock?: Clock;
   /** How often the background sweep runs, in ms (0 turns it off). @default 10_000 */
   sweepIntervalMs?: number;
@@ -69,6 +76,11 @@ export class MemoryStore implements Store {
   private head = NONE;
   private tail = NONE;
   private sweepCursor = 0;
+  /** The one-policy path's cache of the last policy's table and algorithm, and its scratch state. */
+  private lastPolicy: Policy | undefined;
+  private lastTable: Table | undefined;
+  private lastAlgorithm: Algorithm | undefined;
+  private readonly scratch = [0, 0, 0];
   private readonly sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -95,7 +107,7 @@ export class MemoryStore implements Store {
       );
     }
     this.maxKeys = maxKeys;
-    this.clock = options.clock ?? monotonicClock;
+    this.clock = options.clock ?? coarseMonotonicClock;
     if (sweepIntervalMs > 0) {
       this.sweepTimer = setInterval(() => this.sweep(SWEEP_SLICE), sweepIntervalMs);
       this.sweepTimer.unref();
@@ -115,34 +127,92 @@ export class MemoryStore implements Store {
   consumeSync(key: string, policies: readonly Policy[], cost: number): PolicyDecision[] {
     this.assertOpen();
     const now = this.clock();
-    if (policies.length === 1) {
-      // One policy: no all-or-nothing bookkeeping needed.
-      const policy = policies[0];
-      const table = this.table(policy.bucket);
-      const slot = this.find(table, key, now);
-      const step = ALGORITHMS[policy.algorithm].step(
-        slot === NONE ? undefined : this.read(slot, policy),
-        now,
-        policy,
-        cost,
-      );
-      if (step.allowed) this.write(table, key, slot, policy, step.state, now, step.ttlMs);
-      return [toPolicyDecision(policy, step)];
-    }
+    if (policies.length === 1) return [this.consumeOne(key, policies[0], cost, now)];
+    return this.consumeAll(key, policies, cost, now);
+  }
+
+  /**
+   * `consumeSync` straight to the Decision a Limiter returns (degraded false): the Limiter's memory
+   * fast path, with one policy skipping the all-or-nothing bookkeeping.
+   */
+  consumeDecision(key: string, policies: readonly Policy[], cost: number, exceedsLimit: boolean): Decision {
+    this.assertOpen();
+    const now = this.clock();
+    const decisions =
+      policies.length === 1
+        ? [this.consumeOne(key, policies[0], cost, now)]
+        : this.consumeAll(key, policies, cost, now);
+    return toDecision(decisions, false, exceedsLimit);
+  }
+
+  /** One policy: no all-or-nothing bookkeeping needed. */
+  private consumeOne(key: string, policy: Policy, cost: number, now: number): PolicyDecision {
+    if (policy !== this.lastPolicy) this.bind(policy);
+    const table = this.lastTable as Table;
+    const slot = this.find(table, key, now);
+    const step = (this.lastAlgorithm as Algorithm).step(
+      slot === NONE ? undefined : this.read(slot, policy, this.scratch),
+      now,
+      policy,
+      cost,
+    );
+    if (step.allowed) this.write(table, key, slot, policy, step.state, now, step.ttlMs);
+    else if (slot !== NONE && this.fromTheFuture(slot, policy, now))
+      this.reanchor(table, key, slot, policy, step, now);
+    return toPolicyDecision(policy, step);
+  }
+
+  private consumeAll(key: string, policies: readonly Policy[], cost: number, now: number): PolicyDecision[] {
     const slots: number[] = new Array(policies.length);
     const states: (AlgorithmState | undefined)[] = new Array(policies.length);
     for (let i = 0; i < policies.length; i++) {
       slots[i] = this.find(this.table(policies[i].bucket), key, now);
-      states[i] = slots[i] === NONE ? undefined : this.read(slots[i], policies[i]);
+      states[i] = slots[i] === NONE ? undefined : this.read(slots[i], policies[i], [0, 0, 0]);
     }
     const result = evaluate(policies, states, now, cost);
-    if (result.allowed) {
-      for (let i = 0; i < policies.length; i++) {
-        const step = result.steps[i];
+    for (let i = 0; i < policies.length; i++) {
+      const step = result.steps[i];
+      if (result.allowed) {
         this.write(this.table(policies[i].bucket), key, slots[i], policies[i], step.state, now, step.ttlMs);
+      } else if (!step.allowed && slots[i] !== NONE && this.fromTheFuture(slots[i], policies[i], now)) {
+        this.reanchor(this.table(policies[i].bucket), key, slots[i], policies[i], step, now);
       }
     }
     return result.decisions;
+  }
+
+  /**
+   * Whether `slot` was written at a time later than `now`: it expires further ahead than any state
+   * of this policy can matter (two windows, or the time to refill the burst). Only an injected clock
+   * that went back can do that; the default clock is monotonic.
+   */
+  private fromTheFuture(slot: number, policy: Policy, now: number): boolean {
+    const horizon = 2 * policy.windowMs * Math.max(1, policy.burst / policy.limit) + 2;
+    return this.expiresAt[slot] - now > horizon;
+  }
+
+  /**
+   * After the clock went back, a denial stores the algorithm's own view of the state as of now (it
+   * pulls future times back to now, consuming nothing). Without this, denials never write, every
+   * call would see the same future state, and the key would stay blocked until the clock caught up
+   * with its old time: for as long as the jump, not for about one window.
+   */
+  private reanchor(
+    table: Table,
+    key: string,
+    slot: number,
+    policy: Policy,
+    step: StepResult,
+    now: number,
+  ): void {
+    this.write(table, key, slot, policy, step.state, now, step.ttlMs);
+  }
+
+  /** Remember the table and algorithm of the policy seen last: a limiter passes the same one every call. */
+  private bind(policy: Policy): void {
+    this.lastTable = this.table(policy.bucket);
+    this.lastAlgorithm = ALGORITHMS[policy.algorithm];
+    this.lastPolicy = policy;
   }
 
   peek(key: string, policies: readonly Policy[]): Promise<readonly PolicyDecision[]> {
@@ -152,7 +222,7 @@ export class MemoryStore implements Store {
       policies.map((policy) => {
         const table = this.tables.get(policy.bucket);
         const slot = table ? this.find(table, key, now) : NONE;
-        return peekPolicy(policy, slot === NONE ? undefined : this.read(slot, policy), now);
+        return peekPolicy(policy, slot === NONE ? undefined : this.read(slot, policy, [0, 0, 0]), now);
       }),
     );
   }
@@ -251,11 +321,18 @@ export class MemoryStore implements Store {
     return slot;
   }
 
-  private read(slot: number, policy: Policy): AlgorithmState {
+  /**
+   * The stored state of `slot`, copied into `into` (the algorithms never keep their input, so the
+   * one-policy path reuses a single scratch array instead of allocating one per call).
+   */
+  private read(slot: number, policy: Policy, into: number[]): AlgorithmState {
     if (policy.algorithm === 'sliding-log') return this.logs.get(slot) ?? [];
     const base = slot * STRIDE;
     const n = this.numbers;
-    return [n[base], n[base + 1], n[base + 2]];
+    into[0] = n[base];
+    into[1] = n[base + 1];
+    into[2] = n[base + 2];
+    return into;
   }
 
   private write(

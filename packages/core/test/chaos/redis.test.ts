@@ -14,6 +14,7 @@ import {
   type Sample,
   type ServerStats,
   startChaosServer,
+  warmUp,
 } from './load.js';
 import { RedisProcess } from './redis-process.js';
 

@@ -157,8 +157,7 @@ export class MemoryStore implements Store {
       cost,
     );
     if (step.allowed) this.write(table, key, slot, policy, step.state, now, step.ttlMs);
-    else if (slot !== NONE && this.fromTheFuture(slot, policy, now))
-      this.reanchor(table, key, slot, policy, step, now);
+    else if (slot !== NONE) this.denied(table, key, slot, policy, step, now);
     return toPolicyDecision(policy, step);
   }
 
@@ -174,8 +173,9 @@ export class MemoryStore implements Store {
       const step = result.steps[i];
       if (result.allowed) {
         this.write(this.table(policies[i].bucket), key, slots[i], policies[i], step.state, now, step.ttlMs);
-      } else if (!step.allowed && slots[i] !== NONE && this.fromTheFuture(slots[i], policies[i], now)) {
-        this.reanchor(this.table(policies[i].bucket), key, slots[i], policies[i], step, now);
+      } else if (slots[i] !== NONE) {
+        if (step.allowed) this.touch(slots[i]);
+        else this.denied(this.table(policies[i].bucket), key, slots[i], policies[i], step, now);
       }
     }
     return result.decisions;
@@ -192,12 +192,15 @@ export class MemoryStore implements Store {
   }
 
   /**
-   * After the clock went back, a denial stores the algorithm's own view of the state as of now (it
-   * pulls future times back to now, consuming nothing). Without this, denials never write, every
-   * call would see the same future state, and the key would stay blocked until the clock caught up
-   * with its old time: for as long as the jump, not for about one window.
+   * A denial writes nothing, but it is a use: a key denied again and again stays the most recently
+   * used, so pressure from other keys cannot evict it and hand it a fresh limit.
+   *
+   * After the clock went back, a denial also stores the algorithm's own view of the state as of now
+   * (it pulls future times back to now, consuming nothing). Without this, every call would see the
+   * same future state and the key would stay blocked until the clock caught up with its old time:
+   * for as long as the jump, not for about one window.
    */
-  private reanchor(
+  private denied(
     table: Table,
     key: string,
     slot: number,
@@ -205,7 +208,9 @@ export class MemoryStore implements Store {
     step: StepResult,
     now: number,
   ): void {
-    this.write(table, key, slot, policy, step.state, now, step.ttlMs);
+    if (this.fromTheFuture(slot, policy, now))
+      this.write(table, key, slot, policy, step.state, now, step.ttlMs);
+    else this.touch(slot);
   }
 
   /** Remember the table and algorithm of the policy seen last: a limiter passes the same one every call. */

@@ -1,0 +1,294 @@
+/**
+ * MemoryStore specifics that the shared conformance suite does not cover: the maxKeys bound and its
+ * least-recently-used eviction, reclaiming expired keys without a timer per key, wall-clock jumps of
+ * an injected clock, exactness under 10,000 concurrent callers through a Limiter, option validation,
+ * and the coarse monotonic clock the store reads by default.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ALGORITHM_NAMES } from '../src/algorithms/index.js';
+import { coarseMonotonicClock, monotonicClock } from '../src/clock.js';
+import { FloodgateError } from '../src/errors.js';
+import { Limiter } from '../src/limiter.js';
+import { type LimitOption, parsePolicies } from '../src/rate.js';
+import { MemoryStore, type MemoryStoreOptions } from '../src/stores/memory.js';
+import type { AlgorithmName, PolicyDecision } from '../src/types.js';
+
+const ORIGIN = 1_728_000_000_000;
+let now = ORIGIN;
+const clock = () => now;
+const stores: MemoryStore[] = [];
+
+function store(options: MemoryStoreOptions = {}): MemoryStore {
+  const made = new MemoryStore({ clock, sweepIntervalMs: 0, ...options });
+  stores.push(made);
+  return made;
+}
+
+function policies(limit: LimitOption, algorithm?: AlgorithmName, prefix = 'mt:') {
+  return parsePolicies(limit, { prefix, algorithm });
+}
+
+afterEach(async () => {
+  now = ORIGIN;
+  vi.restoreAllMocks();
+  for (const made of stores.splice(0)) await made.close();
+});
+
+describe('maxKeys and least-recently-used eviction', () => {
+  it('evicts the least recently used key, counts it, and keeps the others', async () => {
+    const s = store({ maxKeys: 3 });
+    const p = policies('5/1m', 'fixed-window');
+    await s.consume('a', p, 1);
+    await s.consume('b', p, 1);
+    await s.consume('c', p, 1);
+    await s.consume('a', p, 1); // a is now the most recently used: b is the oldest
+    expect(s.size).toBe(3);
+    expect(s.evictions).toBe(0);
+
+    await s.consume('d', p, 1);
+    expect(s.size).toBe(3);
+    expect(s.evictions).toBe(1);
+    const remaining = async (key: string) => (await s.peek(key, p))[0].remaining;
+    expect(await remaining('b')).toBe(5); // evicted: starts over
+    expect(await remaining('a')).toBe(3);
+    expect(await remaining('c')).toBe(4);
+    expect(await remaining('d')).toBe(4);
+
+    await s.consume('e', p, 1); // c is now the oldest (peek does not count as a use)
+    expect(s.evictions).toBe(2);
+    expect(await remaining('c')).toBe(5);
+    expect(await remaining('a')).toBe(3);
+    expect(await remaining('d')).toBe(4);
+    expect(await remaining('e')).toBe(4);
+    expect((await s.health()).detail).toBe('memory: 3 keys, 2 evicted');
+  });
+
+  it('bounds all buckets together, and a denial also counts as a use', async () => {
+    const s = store({ maxKeys: 2 });
+    const one = policies('1/1m', 'fixed-window', 'one:');
+    const other = policies('1/1m', 'fixed-window', 'other:');
+    await s.consume('k', one, 1);
+    await s.consume('k', other, 1);
+    expect((await s.consume('k', one, 1))[0].allowed).toBe(false); // denied, but read: most recent
+    await s.consume('x', one, 1); // evicts the oldest: k in `other`
+    expect(s.evictions).toBe(1);
+    expect((await s.peek('k', other))[0].remaining).toBe(1);
+    expect((await s.peek('k', one))[0].remaining).toBe(0);
+  });
+
+  it('holds exactly maxKeys under a stream of new keys', async () => {
+    const s = store({ maxKeys: 100 });
+    const p = policies('5/1h');
+    for (let i = 0; i < 1000; i++) s.consumeSync(`key-${i}`, p, 1);
+    expect(s.size).toBe(100);
+    expect(s.evictions).toBe(900);
+    expect((await s.peek('key-999', p))[0].remaining).toBe(4);
+    expect((await s.peek('key-900', p))[0].remaining).toBe(4);
+    expect((await s.peek('key-899', p))[0].remaining).toBe(5);
+  });
+});
+
+describe('expired keys are reclaimed without a timer per key', () => {
+  it('sweep() releases every expired key and keeps live ones', async () => {
+    const s = store();
+    const short = policies('5/1s', 'fixed-window', 'short:');
+    const long = policies('5/1h', 'fixed-window', 'long:');
+    for (let i = 0; i < 100; i++) await s.consume(`k${i}`, short, 1);
+    for (let i = 0; i < 10; i++) await s.consume(`k${i}`, long, 1);
+    expect(s.size).toBe(110);
+    now += 999;
+    expect(s.sweep()).toBe(0);
+    expect(s.size).toBe(110);
+    now += 1;
+    expect(s.sweep()).toBe(100);
+    expect(s.size).toBe(10);
+    expect((await s.peek('k3', long))[0].remaining).toBe(4);
+  });
+
+  it('new keys reclaim expired ones from the least recently used end', async () => {
+    const s = store();
+    const p = policies('5/1s', 'fixed-window');
+    for (let i = 0; i < 10; i++) await s.consume(`old${i}`, p, 1);
+    now += 5000;
+    for (let i = 0; i < 5; i++) await s.consume(`new${i}`, p, 1);
+    // Each new key reclaims up to two expired ones: all ten are gone, only the new five are held.
+    expect(s.size).toBe(5);
+  });
+
+  it('creates no timer per key; the one background sweep reclaims on its own', async () => {
+    const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
+    const setIntervalSpy = vi.spyOn(globalThis, 'setInterval');
+    const s = store({ sweepIntervalMs: 20 });
+    expect(setIntervalSpy).toHaveBeenCalledTimes(1); // the sweep
+    const p = policies('5/1s', 'token-bucket');
+    for (let i = 0; i < 1000; i++) await s.consume(`k${i}`, p, 1);
+    expect(setTimeoutSpy).toHaveBeenCalledTimes(0);
+    expect(setIntervalSpy).toHaveBeenCalledTimes(1);
+    expect(s.size).toBe(1000);
+    vi.restoreAllMocks();
+
+    now += 10_000;
+    const deadline = Date.now() + 5000; // generous: the sweep runs every 20 ms
+    while (s.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(s.size).toBe(0);
+  });
+});
+
+describe('a wall clock that jumps (injected clock)', () => {
+  const isWhole = (n: number) => Number.isInteger(n) && n >= 0;
+  function expectSane(d: PolicyDecision): void {
+    expect(isWhole(d.remaining), `remaining ${d.remaining}`).toBe(true);
+    expect(isWhole(d.resetMs), `resetMs ${d.resetMs}`).toBe(true);
+    expect(isWhole(d.retryAfterMs), `retryAfterMs ${d.retryAfterMs}`).toBe(true);
+    expect(d.remaining).toBeLessThanOrEqual(d.limit);
+  }
+
+  /** ms of denied calls (every 10 ms) until one is admitted; fails past `maxMs`. */
+  async function msUntilAdmitted(s: MemoryStore, p: ReturnType<typeof policies>, maxMs: number) {
+    const start = now;
+    for (;;) {
+      const decisions = await s.consume('k', p, 1);
+      decisions.forEach(expectSane);
+      if (decisions.every((d) => d.allowed)) return now - start;
+      if (now - start > maxMs) throw new Error(`still blocked ${now - start} ms after the jump`);
+      now += 10;
+    }
+  }
+
+  for (const algorithm of ALGORITHM_NAMES) {
+    it(`${algorithm}: back an hour: sane figures, admitted again within two windows`, async () => {
+      const s = store();
+      const p = policies('5/1s', algorithm);
+      now = ORIGIN + 123;
+      for (let i = 0; i < 5; i++) expect((await s.consume('k', p, 1))[0].allowed).toBe(true);
+      now -= 3_600_000;
+      const [denied] = await s.consume('k', p, 1);
+      expectSane(denied);
+      expect(denied.allowed).toBe(false);
+      expect(denied.retryAfterMs).toBeGreaterThan(0);
+      expect(denied.retryAfterMs).toBeLessThanOrEqual(2010);
+      expect(await msUntilAdmitted(s, p, 2010)).toBeGreaterThan(0);
+      const [peeked] = await s.peek('k', p);
+      expectSane(peeked);
+    });
+
+    it(`${algorithm}: forward a day: sane figures, the old counts no longer matter`, async () => {
+      const s = store();
+      const p = policies('5/1s', algorithm);
+      for (let i = 0; i < 5; i++) await s.consume('k', p, 1);
+      now += 86_400_000;
+      const [d] = await s.consume('k', p, 1);
+      expectSane(d);
+      expect(d).toMatchObject({ allowed: true, remaining: 4, retryAfterMs: 0 });
+    });
+  }
+
+  it('several policies: back an hour, admitted again within the longest window', async () => {
+    const s = store();
+    const p = policies(['2/1s', '3/2s'], 'fixed-window');
+    for (let i = 0; i < 2; i++) await s.consume('k', p, 1);
+    now -= 3_600_000;
+    expect(await msUntilAdmitted(s, p, 2010)).toBeGreaterThan(0);
+  });
+});
+
+describe('exact under concurrency', () => {
+  for (const algorithm of ALGORITHM_NAMES) {
+    it(`${algorithm}: 10,000 concurrent callers through a Limiter admit exactly the limit`, async () => {
+      const s = store();
+      // A sliding log holds one entry per admission: a smaller limit keeps the case fast.
+      const limit = algorithm === 'sliding-log' ? 500 : 2500;
+      const limiter = new Limiter({ limit, window: '1h', algorithm, name: `conc-${algorithm}`, store: s });
+      const decisions = await Promise.all(Array.from({ length: 10_000 }, () => limiter.consume('hot')));
+      const admitted = decisions.filter((d) => d.allowed);
+      expect(admitted).toHaveLength(limit);
+      expect(new Set(admitted.map((d) => d.remaining)).size).toBe(limit);
+      expect(Math.min(...admitted.map((d) => d.remaining))).toBe(0);
+      expect(decisions.slice(limit).every((d) => !d.allowed && d.retryAfterMs > 0)).toBe(true);
+      await limiter.close();
+    });
+  }
+});
+
+describe('options', () => {
+  for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 16_000_001, '100']) {
+    it(`rejects maxKeys ${String(bad)} with a FloodgateError saying what to write`, () => {
+      let error: unknown;
+      try {
+        new MemoryStore({ maxKeys: bad as number });
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).toBeInstanceOf(FloodgateError);
+      expect((error as FloodgateError).code).toBe('FLOODGATE_INVALID_OPTION');
+      expect((error as FloodgateError).message).toMatch(
+        /maxKeys .* must be a whole number from 1 to 16000000/,
+      );
+      expect((error as FloodgateError).message).toMatch(/like 100000/);
+    });
+  }
+
+  it('rejects a misspelt option, naming the closest one', () => {
+    expect(() => new MemoryStore({ maxkeys: 10 } as MemoryStoreOptions)).toThrow(/did you mean "maxKeys"/);
+  });
+
+  it('rejects a bad sweepIntervalMs and a clock that is not a function', () => {
+    expect(() => new MemoryStore({ sweepIntervalMs: -1 })).toThrow(
+      /sweepIntervalMs -1 must be a whole number/,
+    );
+    expect(() => new MemoryStore({ clock: 5 as unknown as () => number })).toThrow(
+      /clock must be a function/,
+    );
+  });
+
+  it('accepts the bounds', async () => {
+    const s = store({ maxKeys: 1 });
+    const p = policies('1/1m');
+    await s.consume('a', p, 1);
+    await s.consume('b', p, 1);
+    expect(s.size).toBe(1);
+    expect(s.evictions).toBe(1);
+    expect(() => store({ maxKeys: 16_000_000 })).not.toThrow();
+  });
+});
+
+describe('coarse monotonic clock (the default clock of the memory store)', () => {
+  it('never goes back and is never ahead of the monotonic clock', () => {
+    let last = coarseMonotonicClock();
+    for (let i = 0; i < 100_000; i++) {
+      const t = coarseMonotonicClock();
+      expect(t >= last).toBe(true);
+      last = t;
+    }
+    expect(coarseMonotonicClock()).toBeLessThanOrEqual(monotonicClock());
+  });
+
+  it('moves on in a busy loop that never yields to the ticker', () => {
+    const first = coarseMonotonicClock();
+    const until = monotonicClock() + 20;
+    while (monotonicClock() < until) coarseMonotonicClock();
+    // Re-read at least every 32 reads: at most a few microseconds behind after 20 ms of reads.
+    expect(coarseMonotonicClock() - first).toBeGreaterThanOrEqual(19);
+  });
+
+  it('is refreshed after the event loop was idle', async () => {
+    const before = coarseMonotonicClock();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const after = coarseMonotonicClock();
+    expect(after - before).toBeGreaterThanOrEqual(25);
+    expect(monotonicClock() - after).toBeLessThan(5);
+  });
+
+  it('is what a MemoryStore reads by default: windows follow real time', async () => {
+    const s = new MemoryStore({ sweepIntervalMs: 0 });
+    stores.push(s);
+    const p = policies('1/50ms', 'fixed-window');
+    expect((await s.consume('k', p, 1))[0].allowed).toBe(true);
+    const [denied] = await s.consume('k', p, 1);
+    expect(denied.allowed).toBe(false);
+    expect(denied.retryAfterMs).toBeGreaterThan(0);
+    expect(denied.retryAfterMs).toBeLessThanOrEqual(50);
+    await new Promise((resolve) => setTimeout(resolve, denied.retryAfterMs + 5));
+    expect((await s.consume('k', p, 1))[0].allowed).toBe(true);
+  });
+});

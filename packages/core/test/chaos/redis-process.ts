@@ -1,39 +1,19 @@
 /**
- * Test harness: real redis-server processes on free loopback ports, for the resilience and chaos
- * tests. Each process is ours: we know its pid, and only ever signal that pid (kill = SIGKILL,
- * freeze = SIGSTOP, thaw = SIGCONT). Every process still running when the test process exits is
- * killed, so a failed test leaves nothing behind.
+ * Test harness for the resilience and chaos tests: one redis-server (from the shared harness in
+ * test/support/redis-servers.ts) that can be killed, frozen, thawed and restarted on the same port,
+ * as a Redis that crashes, hangs and comes back would. Only ever signals the pid it started.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createConnection, createServer } from 'node:net';
-
-const live = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of live) child.kill('SIGKILL');
-});
-
-/** A port nothing listens on right now (the OS picks it; we release it at once). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
+import { freePort, type RedisServer, startRedis } from '../support/redis-servers.js';
 
 export class RedisProcess {
-  private child: ChildProcess | undefined;
+  private server: RedisServer | undefined;
   private frozen = false;
 
   private constructor(readonly port: number) {}
 
-  /** Start a redis-server on `port` (default: a free one) and wait until it accepts connections. */
-  static async start(port?: number): Promise<RedisProcess> {
-    const redis = new RedisProcess(port ?? (await freePort()));
+  /** Start a redis-server on a free port and wait until it answers PING. */
+  static async start(): Promise<RedisProcess> {
+    const redis = new RedisProcess(await freePort());
     await redis.restart();
     return redis;
   }
@@ -48,90 +28,40 @@ export class RedisProcess {
   }
 
   get pid(): number | undefined {
-    return this.child?.pid;
+    return this.server?.pid;
   }
 
-  get running(): boolean {
-    return this.child !== undefined;
-  }
-
-  /** (Re)start the server on the same port; resolves once it answers PING. */
+  /** (Re)start the server on the same port (with no data); resolves once it answers PING. */
   async restart(): Promise<void> {
-    if (this.child) throw new Error(`redis-server on ${this.port} is already running`);
-    const child = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(this.port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--protected-mode',
-        'no',
-      ],
-      { stdio: 'ignore' },
-    );
-    this.child = child;
-    live.add(child);
-    child.once('exit', () => {
-      live.delete(child);
-      if (this.child === child) this.child = undefined;
-    });
-    const deadline = Date.now() + 10_000;
-    while (!(await answersPing(this.port))) {
-      if (this.child !== child) throw new Error(`redis-server on ${this.port} exited while starting`);
-      if (Date.now() > deadline) throw new Error(`redis-server on ${this.port} did not start within 10 s`);
-      await sleep(20);
-    }
+    if (this.server) throw new Error(`redis-server on ${this.port} is already running`);
+    this.server = await startRedis({ port: this.port });
   }
 
-  /** SIGKILL: the server is gone at once, connections reset. */
+  /** SIGKILL: the server is gone at once, its connections reset. */
   async kill(): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    const exited = once(child, 'exit');
-    if (this.frozen) child.kill('SIGCONT');
+    const server = this.server;
+    this.server = undefined;
     this.frozen = false;
-    child.kill('SIGKILL');
-    await exited;
+    await server?.stop();
   }
 
-  /** SIGSTOP: the server holds its connections but answers nothing (a hang, not an error). */
+  /** SIGSTOP: the server keeps its connections but answers nothing (a hang, not an error). */
   freeze(): void {
-    if (!this.child || this.frozen) return;
+    if (!this.server || this.frozen) return;
     this.frozen = true;
-    this.child.kill('SIGSTOP');
+    this.server.signal('SIGSTOP');
   }
 
   /** SIGCONT: a frozen server resumes and answers what it was sent meanwhile. */
   thaw(): void {
-    if (!this.child || !this.frozen) return;
+    if (!this.server || !this.frozen) return;
     this.frozen = false;
-    this.child.kill('SIGCONT');
+    this.server.signal('SIGCONT');
   }
 
   async stop(): Promise<void> {
     await this.kill();
   }
-}
-
-/** Whether a redis-server on `port` answers PING within 500 ms (a raw socket: no client library). */
-export function answersPing(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), 500);
-    socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (data) => done(data.toString().startsWith('+PONG')));
-  });
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -335,11 +335,13 @@ export class Limiter {
     ask: (store: Store, policies: readonly Policy[]) => Promise<readonly PolicyDecision[]>,
     cost: number,
   ): Promise<Decision> {
-    const admission = this.breaker ? this.breaker.admit() : 'call';
+    const breaker = this.breaker;
+    const admission = breaker ? breaker.admit() : 'call';
     if (admission === 'skip') return this.degrade(key, operation, ask, cost, undefined);
+    const sentAt = breaker ? monotonicClock() : 0;
     const fail = (error: unknown) => {
       if (error === BREAKER_OPENED) return this.degrade(key, operation, ask, cost, undefined);
-      this.breaker?.failed(admission);
+      breaker?.failed(admission, isTimeout(error) ? sentAt : undefined);
       this.storeFailed(error, 'primary', this.store, operation, key);
       return this.degrade(key, operation, ask, cost, error);
     };
@@ -409,7 +411,7 @@ export class Limiter {
     key: string,
   ): void {
     this.counts.storeErrors++;
-    if (error instanceof FloodgateError && error.code === 'FLOODGATE_STORE_TIMEOUT') this.counts.timeouts++;
+    if (isTimeout(error)) this.counts.timeouts++;
     this.lastError = {
       message: error instanceof Error ? error.message : show(error),
       at: monotonicClock(),
@@ -465,6 +467,10 @@ export class Limiter {
       this.claimedBuckets.push(policy.bucket);
     }
   }
+}
+
+function isTimeout(error: unknown): boolean {
+  return error instanceof FloodgateError && error.code === 'FLOODGATE_STORE_TIMEOUT';
 }
 
 /** Rejection of a call that was still waiting on the primary when the breaker opened. */

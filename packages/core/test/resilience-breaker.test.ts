@@ -94,6 +94,28 @@ describe('CircuitBreaker', () => {
     expect(b.retryInMs()).toBe(500);
   });
 
+  it('a timeout with no answer at all since that call was sent opens at once (hung, not slow)', () => {
+    const { b, at } = breaker({ threshold: 5, windowMs: 1000, cooldownMs: 500 });
+    at(10_250);
+    b.failed('call', 10_000); // never answered anything: hung
+    expect(b.state).toBe('open');
+  });
+
+  it('a timeout while other calls are being answered counts once toward the threshold', () => {
+    const { b, at } = breaker({ threshold: 3, windowMs: 1000, cooldownMs: 500 });
+    at(10_100);
+    b.succeeded('call');
+    at(10_250);
+    b.failed('call', 10_000); // sent at 10000, but the store answered at 10100: slow, not hung
+    expect(b.state).toBe('closed');
+    expect(b.snapshot().failures).toBe(1);
+    at(10_300);
+    b.failed('call'); // an error reply is an answer too
+    at(10_600);
+    b.failed('call', 10_350); // the last answer (10300) predates this call: silent since -> hung
+    expect(b.state).toBe('open');
+  });
+
   it('threshold 1 opens on the first failure', () => {
     const { b } = breaker({ threshold: 1, windowMs: 1, cooldownMs: 1 });
     b.failed('call');

@@ -1,5 +1,6 @@
 /**
- * Circuit breaker in front of the primary store. After `threshold` failures within `windowMs` it
+ * Circuit breaker in front of the primary store. After `threshold` failures within `windowMs` (or
+ * one missed deadline, when the store has answered nothing at all since that call was sent) it
  * opens: the primary is not called at all for `cooldownMs`, so a dead backend costs a branch per
  * request instead of a timeout. Then one request is let through as a probe (half-open): success
  * closes the breaker, failure opens it for another cool-down. While the probe is in flight every
@@ -91,6 +92,8 @@ export class CircuitBreaker {
   private openedAt = 0;
   private probing = false;
   private openCount = 0;
+  /** When the primary last answered anything (a result or an error reply). */
+  private lastAnswerAt = Number.NEGATIVE_INFINITY;
   /** Calls still waiting on the primary, told when the breaker opens. */
   private readonly waiting = new Set<() => void>();
 
@@ -116,6 +119,7 @@ export class CircuitBreaker {
 
   /** The primary answered a call admitted as `admission`. */
   succeeded(admission: Admission): void {
+    this.lastAnswerAt = this.clock();
     if (admission === 'probe') {
       this.probing = false;
       this.failureTimes.length = 0;
@@ -123,15 +127,26 @@ export class CircuitBreaker {
     }
   }
 
-  /** The primary failed (or missed its deadline) on a call admitted as `admission`. */
-  failed(admission: Admission): void {
+  /**
+   * The primary failed on a call admitted as `admission`. For a missed deadline, pass when the call
+   * was sent: if the store has answered nothing at all since then, it is hung, not slow, and the
+   * breaker opens on this one timeout instead of waiting for `threshold` of them (every call sent
+   * meanwhile would wait out its own deadline too). An error reply is an answer.
+   */
+  failed(admission: Admission, timedOutCallSentAt?: number): void {
     const now = this.clock();
+    const silent = timedOutCallSentAt !== undefined && this.lastAnswerAt < timedOutCallSentAt;
+    if (timedOutCallSentAt === undefined) this.lastAnswerAt = now;
     if (admission === 'probe') {
       this.probing = false;
       this.open(now);
       return;
     }
     if (admission !== 'call' || this.current !== 'closed') return;
+    if (silent) {
+      this.open(now);
+      return;
+    }
     const times = this.failureTimes;
     while (times.length > 0 && now - times[0] >= this.settings.windowMs) times.shift();
     times.push(now);

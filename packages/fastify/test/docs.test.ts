@@ -1,0 +1,16 @@
+// The Fastify example of docs/adapters.md runs here as written and prints what the page says.
+import { describe, expect, it } from 'vitest';
+import { runExample } from '../../express/test/support/docs.js';
+
+describe('docs/adapters.md (Fastify)', () => {
+  it('fastify', async () => {
+    expect(await runExample('fastify', new URL('./', import.meta.url), 'fastify')).toEqual([
+      [
+        [200, 200, 429],
+        [200, 429],
+        [200, 200, 200],
+      ],
+      [{ remaining: 99 }],
+    ]);
+  });
+});

@@ -419,6 +419,50 @@ describe.each([
     expect(handled).toBe(0);
   });
 
+  it('Retry-After is exact: a retry one second early is denied, one on time is admitted', async () => {
+    let now = 1_700_000_000_000;
+    const store = new MemoryStore({ clock: () => now, sweepIntervalMs: 0 });
+    const app = express();
+    app.use(track(rateLimit({ limit: '3/min', name: name(), store })));
+    app.get('/', ok);
+    const target = await serve(app);
+    for (let i = 0; i < 3; i++) expect((await request(target, '/')).status).toBe(200);
+    const denied = await request(target, '/');
+    const wait = Number(denied.headers['retry-after']);
+    expect(denied.status).toBe(429);
+    expect(wait).toBeGreaterThanOrEqual(1);
+    const deniedAt = now;
+    now = deniedAt + (wait - 1) * 1000;
+    expect((await request(target, '/')).status).toBe(429);
+    now = deniedAt + wait * 1000;
+    expect((await request(target, '/')).status).toBe(200);
+    await store.close();
+  });
+
+  it('odd keys (1 MB, CR/LF, NUL, braces, emoji) never escape into headers or break the response', async () => {
+    const app = express();
+    app.use(express.json({ limit: '2mb' }));
+    app.use(track(rateLimit({ limit: '2/min', name: name(), key: (req) => String(req.body.k) })));
+    app.post('/', ok);
+    app.use((_error: Error, _req: Request, res: Response, _next: NextFunction) => {
+      res.status(500).json({ error: 'handled' });
+    });
+    const target = await serve(app);
+    const keys = ['a'.repeat(1_000_000), 'line\r\nX-Injected: 1', 'nul\u0000byte', '{slot}', '🦀 ключ', ''];
+    for (const k of keys) {
+      const replies = [];
+      for (let i = 0; i < 3; i++) {
+        replies.push(await request(target, '/', { method: 'POST', body: JSON.stringify({ k }) }));
+      }
+      for (const r of replies) {
+        assertCleanHeaders(r.headers);
+        expect(r.headers['x-injected']).toBeUndefined();
+      }
+      // An empty key is refused (it would be one bucket for everyone): the app's error handler answers.
+      expect(replies.map((r) => r.status)).toEqual(k === '' ? [500, 500, 500] : [200, 200, 429]);
+    }
+  });
+
   it('@RateLimit decorates a class handler (TC39 decorators)', async () => {
     const limitName = name();
     class Auth {

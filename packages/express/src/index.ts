@@ -63,7 +63,14 @@ export function RateLimit(options: ExpressRateLimitOptions) {
         if (typeof next === 'function') return next(error);
         throw error;
       }
-      return proceed ? method.call(this, req, res, next) : undefined;
+      if (!proceed) return undefined;
+      try {
+        return await method.call(this, req, res, next);
+      } catch (error) {
+        // Express 4 does not catch a rejected handler: hand the error over instead of leaving it unhandled.
+        if (typeof next === 'function') return next(error);
+        throw error;
+      }
     }
     return limited as unknown as Method;
   };

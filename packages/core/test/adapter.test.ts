@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { RequestLimiter } from '../src/adapter.js';
+import { MemoryStore } from '../src/stores/memory.js';
+import type { Store } from '../src/types.js';
+
+interface Req {
+  ip?: string;
+  user?: string;
+  cost?: number;
+  internal?: boolean;
+}
+
+function target() {
+  const headers: Record<string, string> = {};
+  return { headers, setHeader: (name: string, value: string) => (headers[name] = value) };
+}
+
+describe('RequestLimiter', () => {
+  it('keys on the normalized client address, sets headers, and reports what the refund needs', async () => {
+    const plan = new RequestLimiter<Req>({ limit: '2/min', name: 'ra', store: new MemoryStore() });
+    const t = target();
+    const first = await plan.check({}, '::ffff:192.0.2.1', t);
+    expect(first).toMatchObject({ key: '192.0.2.1', cost: 1, decision: { allowed: true, remaining: 1 } });
+    expect(t.headers['RateLimit-Policy']).toBe('"ra";q=2;w=60');
+    expect(t.headers['Retry-After']).toBeUndefined();
+    await plan.check({}, '192.0.2.1', t);
+    const third = await plan.check({}, '192.0.2.1', t);
+    expect(third).toMatchObject({ decision: { allowed: false, remaining: 0 } });
+    expect(Number(t.headers['Retry-After'])).toBeGreaterThanOrEqual(1);
+    await plan.limiter.close();
+  });
+
+  it("returns 'no-client' for a missing address and 'skip' when skip says so", async () => {
+    const plan = new RequestLimiter<Req>({
+      limit: '2/min',
+      name: 'rb',
+      skip: (req) => req.internal === true,
+    });
+    const t = target();
+    expect(await plan.check({}, undefined, t)).toBe('no-client');
+    expect(await plan.check({}, '', t)).toBe('no-client');
+    expect(await plan.check({ internal: true }, undefined, t)).toBe('skip');
+    expect(t.headers).toEqual({});
+    expect(plan.unknownClient.status).toBe(500);
+    await plan.limiter.close();
+  });
+
+  it('uses async key and cost functions and rejects an empty key', async () => {
+    const plan = new RequestLimiter<Req>({
+      limit: '10/min',
+      name: 'rc',
+      key: async (req) => req.user ?? '',
+      cost: async (req) => req.cost ?? 1,
+    });
+    expect(await plan.check({ user: 'u1', cost: 4 }, undefined, target())).toMatchObject({
+      key: 'u1',
+      cost: 4,
+      decision: { remaining: 6 },
+    });
+    await expect(plan.check({}, '192.0.2.1', target())).rejects.toThrowError(/FLOODGATE_INVALID_KEY/);
+    await expect(plan.check({ user: 'u1', cost: -1 }, undefined, target())).rejects.toThrowError(
+      /FLOODGATE_INVALID_COST/,
+    );
+    await plan.limiter.close();
+  });
+
+  it('settle refunds successes or failures as configured, and only admitted, counted requests', async () => {
+    const plan = new RequestLimiter<Req>({ limit: '3/min', name: 'rd', skipSuccessfulRequests: true });
+    const admit = async () => {
+      const result = await plan.check({}, '192.0.2.9', target());
+      if (typeof result === 'string') throw new Error(result);
+      return result;
+    };
+    plan.settle(await admit(), 200, true); // refunded
+    plan.settle(await admit(), 404, true); // counted
+    plan.settle(await admit(), 200, false); // client went away: a failure, counted
+    await new Promise((resolve) => setImmediate(resolve));
+    expect((await plan.limiter.peek('192.0.2.9')).remaining).toBe(1);
+    const last = await admit();
+    const denied = await admit();
+    expect(denied.decision.allowed).toBe(false);
+    plan.settle(denied, 200, true); // a denial consumed nothing: nothing to give back
+    plan.settle(last, 500, true);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect((await plan.limiter.peek('192.0.2.9')).remaining).toBe(0);
+    await plan.limiter.close();
+  });
+
+  it('answers 503 for a failed store, the problem body otherwise, and caches bodies per violated set', async () => {
+    const failing: Store = {
+      kind: 'failing',
+      consume: () => Promise.reject(new Error('down')),
+      peek: () => Promise.reject(new Error('down')),
+      reset: () => Promise.reject(new Error('down')),
+      clear: () => Promise.reject(new Error('down')),
+      entries: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error('down')) }) }),
+      health: () => Promise.resolve({ ok: false, latencyMs: 0 }),
+      close: () => Promise.resolve(),
+    };
+    const down = new RequestLimiter<Req>({ limit: '2/min', name: 're', store: failing, breaker: false });
+    const t = target();
+    const result = await down.check({}, '192.0.2.1', t);
+    if (typeof result === 'string') throw new Error(result);
+    expect(result.decision.degraded).toBe('closed');
+    expect(t.headers).toEqual({ 'Retry-After': '1' });
+    expect(down.answer(result.decision).status).toBe(503);
+    expect(down.usesOnLimit(result.decision)).toBe(false);
+
+    const two = new RequestLimiter<Req>({ limit: ['1/s', '5/min'], name: undefined, prefix: 'rf:' });
+    await two.check({}, '192.0.2.2', target());
+    const denied = await two.check({}, '192.0.2.2', target());
+    if (typeof denied === 'string') throw new Error(denied);
+    const answer = two.answer(denied.decision);
+    expect(answer).toMatchObject({ status: 429, contentType: 'application/problem+json' });
+    expect(JSON.parse(answer.body)['violated-policies']).toEqual(['1-in-1s']);
+    expect(two.answer(denied.decision)).toBe(answer);
+    await Promise.all([down.limiter.close(), two.limiter.close()]);
+  });
+});

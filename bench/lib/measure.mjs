@@ -40,10 +40,13 @@ export async function runInFlight(op, { keys, inFlight, durationMs }) {
   const length = keys.length;
   const start = now();
   const deadline = start + durationMs;
+  // Read the clock every 64 calls when one caller runs alone (a clock read per call would be a
+  // measurable share of a fast in-memory op), every call when many are in flight (each is I/O-bound,
+  // and 256 callers x 64 calls would overshoot a short round by seconds).
+  const batch = inFlight === 1 ? 64 : 1;
   async function worker() {
-    // Check the clock every 64 calls: reading it per call would be a measurable share of a fast op.
     for (;;) {
-      for (let i = 0; i < 64; i++) {
+      for (let i = 0; i < batch; i++) {
         const key = keys[cursor];
         cursor = cursor + 1 === length ? 0 : cursor + 1;
         try {
@@ -52,7 +55,7 @@ export async function runInFlight(op, { keys, inFlight, durationMs }) {
           failures++;
         }
       }
-      ops += 64;
+      ops += batch;
       if (now() >= deadline) return;
     }
   }
@@ -76,6 +79,22 @@ export async function bench(op, { keys, inFlight = 1, durationMs, rounds, warmup
     ops: results.reduce((sum, r) => sum + r.ops, 0),
     failures: results.reduce((sum, r) => sum + r.failures, 0),
   };
+}
+
+/** Median ops/s (and its ns/op) of the per-round results of runInFlight. */
+export function summarize(rounds) {
+  const opsPerSec = median(rounds.map((r) => r.opsPerSec));
+  return {
+    opsPerSec: Math.round(opsPerSec),
+    nsPerOp: Math.round(1e9 / opsPerSec),
+    rounds: rounds.map((r) => Math.round(r.opsPerSec)),
+    failures: rounds.reduce((sum, r) => sum + r.failures, 0),
+  };
+}
+
+/** Median over rounds of a's ops/s divided by b's in the same round. */
+export function roundRatio(a, b) {
+  return median(a.map((r, i) => r.opsPerSec / b[i].opsPerSec));
 }
 
 export function makeKeys(count, prefix = 'user:') {

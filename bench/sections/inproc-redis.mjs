@@ -6,9 +6,10 @@ import { Redis } from 'ioredis';
 import { RedisStore as RlrStore } from 'rate-limit-redis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { fmtInt, fmtNum } from '../lib/format.mjs';
-import { bench, makeKeys } from '../lib/measure.mjs';
+import { interleave } from '../lib/isolate.mjs';
+import { makeKeys, median, roundRatio, runInFlight, summarize } from '../lib/measure.mjs';
+import { ALGORITHMS } from '../lib/names.mjs';
 import { commandStats, commandsPerCheck } from '../lib/redis-server.mjs';
-import { ALGORITHMS, measureAll } from '../lib/subjects.mjs';
 
 const HOUR_MS = 3_600_000;
 const BIG = 1_000_000_000;
@@ -25,6 +26,21 @@ const label = (name) => LABELS[name] ?? `floodgate Limiter.consume (redis, ${nam
 function scriptCalls(commands) {
   const c = commands.perCommand;
   return (c.evalsha ?? 0) + (c.eval ?? 0) + (c.evalsha_ro ?? 0) + (c.eval_ro ?? 0);
+}
+
+/** Per-command medians over the rounds. */
+function medianCommands(rounds) {
+  const names = new Set(rounds.flatMap((r) => Object.keys(r.commands.perCommand)));
+  const perCommand = Object.fromEntries(
+    [...names].map((n) => [n, median(rounds.map((r) => r.commands.perCommand[n] ?? 0))]),
+  );
+  return { total: median(rounds.map((r) => r.commands.total)), perCommand };
+}
+
+async function flush(url) {
+  const admin = new Redis(url);
+  await admin.flushdb();
+  admin.disconnect();
 }
 
 export async function makeSubject(name, url, prefix) {
@@ -54,43 +70,47 @@ export async function makeSubject(name, url, prefix) {
   return { op: (key) => limiter.consume(key), close: () => store.close() };
 }
 
-/** Child side: one subject at every in-flight level, with commands per check at each. */
-export async function measure(name, { url, timing, own }) {
-  const keys = makeKeys(100_000);
-  const admin = new Redis(url);
-  const out = {};
-  try {
-    for (const inFlight of LEVELS) {
-      if (own) await admin.flushdb();
-      const { op, close } = await makeSubject(name, url, `bench:${name}:${inFlight}:`);
-      await bench(op, { keys, inFlight, durationMs: timing.warmupMs, rounds: 1, warmupMs: 0 });
-      const before = await commandStats(admin);
-      const r = await bench(op, { keys, inFlight, ...timing, warmupMs: 0 });
-      const after = await commandStats(admin);
-      await close();
-      out[inFlight] = { ...r, commands: commandsPerCheck(before, after, r.ops) };
-    }
-  } finally {
-    if (own) await admin.flushdb();
-    admin.disconnect();
-  }
-  return out;
+/** Child side: one limiter (fresh prefix per run) and an admin client for INFO commandstats. */
+export async function setup(name, { url }) {
+  const subject = await makeSubject(name, url, `bench:${name}:${process.pid}:`);
+  return { ...subject, admin: new Redis(url), keys: makeKeys(100_000) };
+}
+
+export async function round(state, { inFlight, durationMs }) {
+  const before = await commandStats(state.admin);
+  const r = await runInFlight(state.op, { keys: state.keys, inFlight, durationMs });
+  const after = await commandStats(state.admin);
+  return { ...r, commands: commandsPerCheck(before, after, r.ops) };
+}
+
+export async function teardown(state) {
+  await state.close();
+  state.admin.disconnect();
 }
 
 export default async function run(ctx) {
   if (!ctx.redis)
     return { title: 'In-process: Redis', notes: ['No redis-server found: section skipped.'], tables: [] };
   const timing = ctx.quick
-    ? { durationMs: 300, rounds: 2, warmupMs: 200 }
+    ? { durationMs: 150, rounds: 3, warmupMs: 150 }
     : { durationMs: 1000, rounds: 3, warmupMs: 500 };
   const names = [...ALGORITHMS, RLF, RLR];
-  const results = await measureAll(
-    ctx,
-    import.meta.url,
-    names,
-    { url: ctx.redis.url, own: ctx.redis.own, timing },
+  const cases = LEVELS.map((inFlight) => ({ id: inFlight, inFlight }));
+  const raw = await interleave(ctx, import.meta.url, {
+    subjects: names,
+    cases,
+    options: { url: ctx.redis.url },
+    ...timing,
     label,
-  );
+  });
+  if (ctx.redis.own) await flush(ctx.redis.url);
+  const results = {};
+  for (const name of names) {
+    const r = raw[name];
+    results[name] = r.missing
+      ? r
+      : Object.fromEntries(LEVELS.map((l) => [l, { ...summarize(r[l]), commands: medianCommands(r[l]) }]));
+  }
 
   const rows = names.map((name) => {
     const r = results[name];
@@ -110,13 +130,15 @@ export default async function run(ctx) {
   const rlf = results[RLF];
   const rlr = results[RLR];
   const ok = !head.missing && !rlf.missing && !rlr.missing;
+  const hw = raw['sliding-window'];
+  const ratio = (level, peer) => roundRatio(hw[level], raw[peer][level]);
   const why = head.missing ?? rlf.missing ?? rlr.missing;
   const x = (v) => `${v.toFixed(2)}x`;
   const targets = [
     {
       name: 'Redis, distinct keys, 64 in flight, vs RateLimiterRedis',
       wanted: '>= 2.5x',
-      value: ok ? head[64].opsPerSec / rlf[64].opsPerSec : undefined,
+      value: ok ? ratio(64, RLF) : undefined,
       threshold: 2.5,
       show: (v) => `${x(v)} (${fmtInt(head[64].opsPerSec)} vs ${fmtInt(rlf[64].opsPerSec)}/s)`,
       why,
@@ -124,7 +146,7 @@ export default async function run(ctx) {
     {
       name: 'Redis, distinct keys, 256 in flight, vs RateLimiterRedis',
       wanted: '>= 3x',
-      value: ok ? head[256].opsPerSec / rlf[256].opsPerSec : undefined,
+      value: ok ? ratio(256, RLF) : undefined,
       threshold: 3,
       show: (v) => `${x(v)} (${fmtInt(head[256].opsPerSec)} vs ${fmtInt(rlf[256].opsPerSec)}/s)`,
       why,
@@ -141,8 +163,8 @@ export default async function run(ctx) {
     },
     {
       name: 'Redis, 1 in flight, no slower than the peers',
-      wanted: '>= 1.00x of the faster peer',
-      value: ok ? head[1].opsPerSec / Math.max(rlf[1].opsPerSec, rlr[1].opsPerSec) : undefined,
+      wanted: '>= 1.00x of each peer',
+      value: ok ? Math.min(ratio(1, RLF), ratio(1, RLR)) : undefined,
       threshold: 1,
       show: x,
       why,
@@ -172,8 +194,9 @@ export default async function run(ctx) {
         rows,
         notes: [
           `Against ${ctx.redis.own ? 'a redis-server started by the bench on a free port' : ctx.redis.url}, ` +
-            'one client process, keys cycling through 100,000 distinct keys. Median of the rounds; each subject in its own ' +
-            'process. Commands per check = INFO commandstats calls during the timed rounds / checks (commands a script ' +
+            'one client process per subject, keys cycling through 100,000 distinct keys. ' +
+            `${timing.rounds} rounds of ${timing.durationMs} ms per level after a warm-up, subjects interleaved within each round; medians. ` +
+            'Ratios in the targets are medians of per-round ratios. Commands per check = INFO commandstats calls during the timed rounds / checks (commands a script ' +
             'runs count too: INCR inside EVALSHA is 2). "1 in flight µs/check" is the round-trip latency of one check.',
         ],
       },

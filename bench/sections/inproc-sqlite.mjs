@@ -9,9 +9,9 @@ import Database from 'better-sqlite3';
 import { RateLimiterSQLite } from 'rate-limiter-flexible';
 import { firstLine } from '../lib/floodgate.mjs';
 import { fmtInt, fmtNum } from '../lib/format.mjs';
-import { isolated } from '../lib/isolate.mjs';
-import { bench, makeKeys, runInFlight } from '../lib/measure.mjs';
-import { ALGORITHMS, measureAll } from '../lib/subjects.mjs';
+import { interleave, openWorker } from '../lib/isolate.mjs';
+import { makeKeys, roundRatio, runInFlight, summarize } from '../lib/measure.mjs';
+import { ALGORITHMS } from '../lib/names.mjs';
 
 const HOUR_MS = 3_600_000;
 const BIG = 1_000_000_000;
@@ -49,56 +49,76 @@ async function makeSubject(name, path) {
   return { op: (key) => limiter.consume(key), close: () => store.close() };
 }
 
-/**
- * Child side. Single-process: every level on a fresh file. Multi-process (`startAt` given): run
- * 64 in flight on the shared file from `startAt` for `durationMs`, report this process's checks.
- */
-export async function measure(name, { timing, dir, startAt, path }) {
-  const keys = makeKeys(100_000);
-  if (startAt !== undefined) {
-    const { op, close } = await makeSubject(name, path);
-    await new Promise((r) => setTimeout(r, Math.max(0, startAt - Date.now())));
-    const r = await runInFlight(op, { keys, inFlight: 64, durationMs: timing.durationMs });
-    await close();
-    return r;
-  }
-  const out = {};
-  for (const inFlight of LEVELS) {
-    const file = join(dir, `${name}-${inFlight}.db`);
-    const { op, close } = await makeSubject(name, file);
-    out[inFlight] = await bench(op, { keys, inFlight, ...timing });
-    await close();
-  }
-  return out;
+/** Child side: one store on its own file (or on the shared file of the multi-process run). */
+export async function setup(name, { dir, path }) {
+  const subject = await makeSubject(name, path ?? join(dir, `${name}.db`));
+  return { ...subject, keys: makeKeys(100_000) };
 }
 
-async function multiProcess(ctx, name, dir, timing) {
+/** One timed run; with `startAt`, wait for that wall-clock moment first so several processes start together. */
+export async function round(state, { inFlight, durationMs, startAt }) {
+  if (startAt !== undefined) await new Promise((r) => setTimeout(r, Math.max(0, startAt - Date.now())));
+  return runInFlight(state.op, { keys: state.keys, inFlight, durationMs });
+}
+
+export async function teardown(state) {
+  await state.close();
+}
+
+async function multiProcess(ctx, name, dir, durationMs) {
   const path = join(dir, `${name}-shared.db`);
   // Create the file and schema once before the race, so the processes only compete on checks.
-  const { close } = await makeSubject(name, path);
-  await close();
-  const startAt = Date.now() + 2500;
-  const runs = await Promise.all(
-    Array.from({ length: PROCESSES }, () => isolated(import.meta.url, name, { timing, startAt, path })),
+  const first = await makeSubject(name, path);
+  await first.close();
+  const workers = await Promise.all(
+    Array.from({ length: PROCESSES }, () => openWorker(import.meta.url, name, { path })),
   );
-  const total = runs.reduce((sum, r) => sum + r.opsPerSec, 0);
-  ctx.log(`  ${label(name)}, ${PROCESSES} processes: ${fmtInt(total)}/s`);
-  return { opsPerSec: Math.round(total), failures: runs.reduce((s, r) => s + r.failures, 0) };
+  try {
+    // One process alone on the shared file, then all of them at once: the ratio compares like with like.
+    await workers[0].call({ inFlight: 64, durationMs: 300 });
+    const alone = await workers[0].call({ inFlight: 64, durationMs });
+    const startAt = Date.now() + 300;
+    const runs = await Promise.all(workers.map((w) => w.call({ inFlight: 64, durationMs, startAt })));
+    const total = runs.reduce((sum, r) => sum + r.opsPerSec, 0);
+    ctx.log(
+      `  ${label(name)}: 1 process ${fmtInt(alone.opsPerSec)}/s, ${PROCESSES} processes ${fmtInt(total)}/s`,
+    );
+    return {
+      opsPerSec: Math.round(total),
+      aloneOpsPerSec: Math.round(alone.opsPerSec),
+      failures: runs.reduce((s, r) => s + r.failures, 0),
+    };
+  } finally {
+    await Promise.all(workers.map((w) => w.close()));
+  }
 }
 
 export default async function run(ctx) {
   const timing = ctx.quick
-    ? { durationMs: 300, rounds: 2, warmupMs: 200 }
+    ? { durationMs: 150, rounds: 3, warmupMs: 150 }
     : { durationMs: 1000, rounds: 3, warmupMs: 500 };
   const dir = mkdtempSync(join(tmpdir(), 'floodgate-bench-sqlite-'));
   const names = [...ALGORITHMS, RLF];
   try {
-    const results = await measureAll(ctx, import.meta.url, names, { timing, dir }, label);
+    const cases = LEVELS.map((inFlight) => ({ id: inFlight, inFlight }));
+    const raw = await interleave(ctx, import.meta.url, {
+      subjects: names,
+      cases,
+      options: { dir },
+      ...timing,
+      label,
+    });
+    const results = {};
+    for (const name of names) {
+      const r = raw[name];
+      results[name] = r.missing ? r : Object.fromEntries(LEVELS.map((l) => [l, summarize(r[l])]));
+    }
     const multi = {};
-    for (const name of ['sliding-window', RLF]) {
+    // Skipped in --quick: two more 4-process runs would not fit its time budget.
+    for (const name of ctx.quick ? [] : ['sliding-window', RLF]) {
       if (results[name].missing) continue;
       try {
-        multi[name] = await multiProcess(ctx, name, dir, { durationMs: ctx.quick ? 1000 : 3000 });
+        multi[name] = await multiProcess(ctx, name, dir, 2000);
       } catch (error) {
         multi[name] = { missing: firstLine(error) };
       }
@@ -113,7 +133,7 @@ export default async function run(ctx) {
         fmtInt(r[1].opsPerSec),
         fmtNum(r[1].nsPerOp / 1000, 1),
         fmtInt(r[64].opsPerSec),
-        m ? (m.missing ?? fmtInt(m.opsPerSec)) : '',
+        m ? (m.missing ?? `${fmtInt(m.opsPerSec)} (1 process: ${fmtInt(m.aloneOpsPerSec)})`) : '',
       ];
     });
 
@@ -133,7 +153,7 @@ export default async function run(ctx) {
       {
         name: 'SQLite, 100k keys, 1 in flight, vs RateLimiterSQLite',
         wanted: '>= 2x',
-        value: ok ? head[1].opsPerSec / rlf[1].opsPerSec : undefined,
+        value: ok ? roundRatio(raw['sliding-window'][1], raw[RLF][1]) : undefined,
         threshold: 2,
         show: (v) => `${v.toFixed(2)}x (${fmtInt(head[1].opsPerSec)} vs ${fmtInt(rlf[1].opsPerSec)}/s)`,
         why,
@@ -143,11 +163,11 @@ export default async function run(ctx) {
         wanted: '> 1.00x',
         value:
           ok && multi['sliding-window'] && !multi['sliding-window'].missing
-            ? multi['sliding-window'].opsPerSec / head[64].opsPerSec
+            ? multi['sliding-window'].opsPerSec / multi['sliding-window'].aloneOpsPerSec
             : undefined,
         threshold: 1.0000001,
         show: (v) => `${v.toFixed(2)}x`,
-        why: why ?? multi['sliding-window']?.missing,
+        why: why ?? multi['sliding-window']?.missing ?? (ctx.quick ? 'skipped in --quick' : undefined),
       },
     ];
     return {

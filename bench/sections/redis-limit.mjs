@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { firstLine } from '../lib/floodgate.mjs';
 import { fmtInt } from '../lib/format.mjs';
-import { isolated } from '../lib/isolate.mjs';
+import { openWorker } from '../lib/isolate.mjs';
 import { makeKeys, median, runInFlight } from '../lib/measure.mjs';
 import { haveBinary } from '../lib/redis-server.mjs';
 import { makeSubject } from './inproc-redis.mjs';
@@ -46,14 +46,20 @@ function redisBenchmark({ host, port }, sha, pipeline, requests) {
   return { rps: Number(rps), p50Ms: Number(p50) };
 }
 
-/** Child side: floodgate (default algorithm) at 256 in flight on 100k distinct keys for `durationMs`. */
-export async function measure(_name, { url, durationMs }) {
-  const { op, close } = await makeSubject('sliding-window', url, 'bench:limit:');
-  const keys = makeKeys(100_000);
-  await runInFlight(op, { keys, inFlight: IN_FLIGHT, durationMs: Math.min(500, durationMs) });
-  const r = await runInFlight(op, { keys, inFlight: IN_FLIGHT, durationMs });
-  await close();
-  return r;
+/** Child side: floodgate (default algorithm) on 100k distinct keys, kept open across the rounds. */
+export async function setup(_name, { url }) {
+  return {
+    ...(await makeSubject('sliding-window', url, `bench:limit:${process.pid}:`)),
+    keys: makeKeys(100_000),
+  };
+}
+
+export function round(state, { durationMs }) {
+  return runInFlight(state.op, { keys: state.keys, inFlight: IN_FLIGHT, durationMs });
+}
+
+export async function teardown(state) {
+  await state.close();
 }
 
 export default async function run(ctx) {
@@ -66,30 +72,31 @@ export default async function run(ctx) {
   }
   const rounds = 3;
   const requests = ctx.quick ? { 1: 20_000, 16: 100_000 } : { 1: 60_000, 16: 400_000 };
-  const durationMs = ctx.quick ? 700 : 2000;
+  const durationMs = ctx.quick ? 500 : 2000;
   const admin = new Redis(ctx.redis.url);
   const sha = await admin.script('LOAD', ONE_INCR);
   const perRound = [];
   let floodgateMissing;
+  let worker;
+  try {
+    worker = await openWorker(import.meta.url, 'floodgate', { url: ctx.redis.url });
+    await worker.call({ durationMs: Math.min(500, durationMs) }); // warm-up
+  } catch (error) {
+    floodgateMissing = firstLine(error);
+  }
   try {
     for (let r = 0; r < rounds; r++) {
       const p1 = redisBenchmark(ctx.redis, sha, 1, requests[1]);
       const p16 = redisBenchmark(ctx.redis, sha, 16, requests[16]);
-      let fg;
-      if (!floodgateMissing) {
-        try {
-          fg = (await isolated(import.meta.url, 'floodgate', { url: ctx.redis.url, durationMs })).opsPerSec;
-        } catch (error) {
-          floodgateMissing = firstLine(error);
-        }
-      }
-      if (ctx.redis.own) await admin.flushdb();
+      const fg = worker ? (await worker.call({ durationMs })).opsPerSec : undefined;
       perRound.push({ p1: p1.rps, p16: p16.rps, floodgate: fg });
       ctx.log(
         `  round ${r + 1}: -P 1 ${fmtInt(p1.rps)}/s, -P 16 ${fmtInt(p16.rps)}/s, floodgate ${fg ? fmtInt(fg) : floodgateMissing}`,
       );
     }
   } finally {
+    await worker?.close();
+    if (ctx.redis.own) await admin.flushdb();
     admin.disconnect();
   }
   const med = (f) => median(perRound.map(f));

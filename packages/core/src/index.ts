@@ -75,7 +75,7 @@ export {
   type MultiSwitch,
 } from './stores/multi.js';
 export { RedisStore } from './stores/redis/index.js';
-export { SqliteStore } from './stores/sqlite.js';
+export { SqliteStore, type SqliteStoreOptions, type SqliteSynchronous } from './stores/sqlite/index.js';
 export type {
   Algorithm,
   AlgorithmName,

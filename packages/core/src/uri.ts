@@ -10,7 +10,7 @@ import { FloodgateError, show } from './errors.js';
 import { MemoryStore } from './stores/memory.js';
 import { MultiStore, type MultiStoreOptions } from './stores/multi.js';
 import { RedisStore } from './stores/redis/index.js';
-import { SqliteStore } from './stores/sqlite.js';
+import { SqliteStore } from './stores/sqlite/index.js';
 import type { Store } from './types.js';
 
 const EXAMPLES =

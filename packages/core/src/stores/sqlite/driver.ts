@@ -1,0 +1,74 @@
+/**
+ * better-sqlite3 is an optional peer dependency: it is required here, synchronously and only when a
+ * SqliteStore is built, so users of the other stores never install it. Opening a file turns every
+ * way it can go wrong (missing directory, a directory, not a database, locked, read-only) into one
+ * FloodgateError that names the path and the cause.
+ */
+import { createRequire } from 'node:module';
+import type BetterSqlite3 from 'better-sqlite3';
+import { FloodgateError } from '../../errors.js';
+
+export type Database = BetterSqlite3.Database;
+type DatabaseConstructor = typeof BetterSqlite3;
+
+let driver: DatabaseConstructor | undefined;
+
+/** The better-sqlite3 constructor, or FLOODGATE_MISSING_DRIVER saying what to install. */
+export function loadDriver(moduleName = 'better-sqlite3'): DatabaseConstructor {
+  if (driver !== undefined && moduleName === 'better-sqlite3') return driver;
+  let loaded: DatabaseConstructor;
+  try {
+    loaded = createRequire(import.meta.url)(moduleName) as DatabaseConstructor;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    const missing = code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND';
+    throw new FloodgateError(
+      'FLOODGATE_MISSING_DRIVER',
+      missing
+        ? `the SQLite store needs the ${moduleName} package; run: npm install ${moduleName}`
+        : `${moduleName} is installed but failed to load (${(error as Error).message}); ` +
+            `its native binary may be built for another Node.js: run: npm rebuild ${moduleName}`,
+      { cause: error },
+    );
+  }
+  if (moduleName === 'better-sqlite3') driver = loaded;
+  return loaded;
+}
+
+/** Open (creating if needed) the database file at `path`. */
+export function openDatabase(path: string, busyTimeoutMs: number): Database {
+  const Driver = loadDriver();
+  try {
+    return new Driver(path, { timeout: busyTimeoutMs });
+  } catch (error) {
+    throw openFailed(path, error);
+  }
+}
+
+export function openFailed(path: string, error: unknown): FloodgateError {
+  const cause = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: string }).code;
+  return new FloodgateError(
+    'FLOODGATE_STORE_OPEN_FAILED',
+    `cannot use SQLite database ${JSON.stringify(path)}: ${cause}${code ? ` (${code})` : ''}; ` +
+      `${hint(code, cause)}`,
+    { cause: error },
+  );
+}
+
+function hint(code: string | undefined, cause: string): string {
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+    return 'another connection holds a lock on it; close it or raise busyTimeoutMs';
+  }
+  if (code === 'SQLITE_NOTADB')
+    return 'the file is not a SQLite database; give the path of a new or SQLite file';
+  if (code === 'SQLITE_READONLY' || /readonly|read-only/i.test(cause)) {
+    return 'the file or its directory is not writable by this process; give a writable path';
+  }
+  return 'give the path of a writable file in an existing directory, like "sqlite:///limits.db"';
+}
+
+/** Sleep without yielding (only used while opening, to wait out a concurrent opener). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}

@@ -1,0 +1,499 @@
+/**
+ * SQLite store (better-sqlite3): persistent limits for the processes of one machine, no server.
+ *
+ * Exactness: every check runs the same `evaluate()` as the memory store (read the states, step,
+ * write only if admitted) inside a `BEGIN IMMEDIATE` transaction, which holds the database's one
+ * write lock from the first read to the commit, so checks from any number of processes serialise.
+ *
+ * Speed: a transaction costs far more than the work in it, so every call that arrives within one
+ * turn of the event loop joins one group, run in arrival order in one transaction (group commit),
+ * and each caller's promise settles after the commit. Each check in the group is still
+ * all-or-nothing, and sees the writes of the checks before it.
+ *
+ * Bounded: every row carries expires_at; expired rows read as absent and are deleted in the
+ * background in small batches (an index on expires_at finds them).
+ */
+import { assertKnownOptions, FloodgateError, show } from '../../errors.js';
+import { evaluate, peekPolicy } from '../../evaluate.js';
+import type {
+  AlgorithmState,
+  Clock,
+  Policy,
+  PolicyDecision,
+  Store,
+  StoreEntry,
+  StoreHealth,
+} from '../../types.js';
+import { invalidUri, numberParam, rejectUnknownParams, splitUri, withPrefix } from '../../uri.js';
+import { decodeState, encodeState } from './codec.js';
+import { type Database, loadDriver, openDatabase, openFailed, sleepSync } from './driver.js';
+import { ENTRIES_TABLE, migrate, SWEEP_GRAIN_MS, sweepAfter } from './schema.js';
+
+export type SqliteSynchronous = 'off' | 'normal' | 'full' | 'extra';
+
+export interface SqliteStoreOptions {
+  /** Database file (created if missing), or ':memory:'. Give this or `database`. */
+  path?: string;
+  /**
+   * An open better-sqlite3 Database to keep the tables in (they are named floodgate_*). The store
+   * sets WAL mode and the busy timeout on it and does not close it.
+   */
+  database?: Database;
+  /** Time source in ms since the epoch; processes sharing a file must share it. @default Date.now */
+  clock?: Clock;
+  /** How long a check waits for another process's write lock before failing, in ms. @default 5000 */
+  busyTimeoutMs?: number;
+  /** How often expired rows are deleted, in ms (0 turns the background sweep off). @default 10000 */
+  sweepIntervalMs?: number;
+  /**
+   * PRAGMA synchronous. 'normal' (default for a path) can lose the last committed groups on a power
+   * loss or OS crash, never consistency; 'full' loses nothing but syncs on every commit. With
+   * `database` it is only set when given.
+   */
+  synchronous?: SqliteSynchronous;
+}
+
+const OPTION_NAMES = ['path', 'database', 'clock', 'busyTimeoutMs', 'sweepIntervalMs', 'synchronous'];
+const URI_PARAMS = ['prefix', 'busyTimeoutMs', 'sweepIntervalMs', 'synchronous'];
+const SYNCHRONOUS: readonly SqliteSynchronous[] = ['off', 'normal', 'full', 'extra'];
+const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+const DEFAULT_SWEEP_INTERVAL_MS = 10_000;
+/** Most calls in one transaction: bounds how long one group holds the write lock. */
+const MAX_GROUP = 1024;
+/** Expired rows deleted per sweep transaction; the sweep yields to requests between batches. */
+const SWEEP_BATCH = 500;
+/** Rows read per page by entries(). */
+const ENTRIES_PAGE = 500;
+
+interface Pending {
+  readonly run: () => unknown;
+  readonly resolve: (value: never) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+type Row = [id: number, state: Uint8Array, expiresAt: number, sweepAfter: number];
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite';
+  /** The database file's path (':memory:' for an in-memory database). */
+  readonly path: string;
+  /** Expired rows deleted by the sweep since the store was created. */
+  swept = 0;
+
+  private readonly db: Database;
+  private readonly ownsDatabase: boolean;
+  private readonly clock: Clock;
+  private readonly busyTimeoutMs: number;
+  private readonly select;
+  private readonly insert;
+  private readonly update;
+  private readonly updateAndMove;
+  private readonly remove;
+  private readonly removePrefix;
+  private readonly firstPage;
+  private readonly nextPage;
+  private readonly sweepBatch;
+  private readonly probe;
+  private readonly runGroup: { immediate(pending: Pending[], results: unknown[]): void };
+  private pending: Pending[] = [];
+  private scheduled = false;
+  private sweeping = false;
+  private lastSweepError: string | undefined;
+  private readonly sweepTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  /** Build a store from `sqlite:///relative.db`, `sqlite:////absolute.db` or `sqlite:///:memory:`. */
+  static fromUri(uri: string): SqliteStore {
+    const { rest, query } = splitUri(uri);
+    if (!rest.startsWith('/') || rest.length < 2) {
+      throw invalidUri(uri, 'a SQLite URI has three slashes before the path, like "sqlite:///limits.db"');
+    }
+    let path: string;
+    try {
+      path = decodeURIComponent(rest.slice(1));
+    } catch {
+      throw invalidUri(uri, 'its path has a malformed %-escape');
+    }
+    const { prefix, busyTimeoutMs, sweepIntervalMs, synchronous, ...unknown } = query;
+    rejectUnknownParams(uri, unknown, URI_PARAMS);
+    const options: SqliteStoreOptions = { path };
+    if (busyTimeoutMs !== undefined) options.busyTimeoutMs = numberParam(uri, 'busyTimeoutMs', busyTimeoutMs);
+    if (sweepIntervalMs !== undefined) {
+      options.sweepIntervalMs = numberParam(uri, 'sweepIntervalMs', sweepIntervalMs);
+    }
+    if (synchronous !== undefined) options.synchronous = synchronous.toLowerCase() as SqliteSynchronous;
+    const store = new SqliteStore(options);
+    return prefix === undefined ? store : withPrefix(store, prefix);
+  }
+
+  constructor(options: SqliteStoreOptions) {
+    if (options === null || typeof options !== 'object') {
+      throw new FloodgateError(
+        'FLOODGATE_INVALID_OPTION',
+        `SqliteStore needs options, like new SqliteStore({ path: "limits.db" })`,
+      );
+    }
+    assertKnownOptions(options, OPTION_NAMES, 'SqliteStore');
+    const { path, database, clock, synchronous } = options;
+    if ((path === undefined) === (database === undefined)) {
+      throw new FloodgateError(
+        'FLOODGATE_INVALID_OPTION',
+        `SqliteStore needs exactly one of path or database, like new SqliteStore({ path: "limits.db" })`,
+      );
+    }
+    if (path !== undefined && (typeof path !== 'string' || path === '')) {
+      throw new FloodgateError(
+        'FLOODGATE_INVALID_OPTION',
+        `path ${show(path)} must be a file name, like "limits.db", or ":memory:"`,
+      );
+    }
+    if (database !== undefined && typeof (database as Partial<Database>)?.prepare !== 'function') {
+      throw new FloodgateError(
+        'FLOODGATE_INVALID_OPTION',
+        `database must be a better-sqlite3 Database, like new Database("limits.db")`,
+      );
+    }
+    if (clock !== undefined && typeof clock !== 'function') {
+      throw new FloodgateError(
+        'FLOODGATE_INVALID_OPTION',
+        `clock must be a function returning ms, like Date.now`,
+      );
+    }
+    if (synchronous !== undefined && !SYNCHRONOUS.includes(synchronous)) {
+      throw new FloodgateError(
+        'FLOODGATE_INVALID_OPTION',
+        `synchronous ${show(synchronous)} must be one of ${SYNCHRONOUS.join(', ')}, like "normal"`,
+      );
+    }
+    this.busyTimeoutMs = wholeMs(options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS, 'busyTimeoutMs', 5000);
+    const sweepIntervalMs = wholeMs(
+      options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS,
+      'sweepIntervalMs',
+      10_000,
+    );
+    this.clock = clock ?? Date.now;
+
+    if (database !== undefined) {
+      loadDriver(); // the same clear error as for a path if the package is gone
+      this.db = database;
+      this.ownsDatabase = false;
+      this.path = database.name;
+    } else {
+      this.path = path as string;
+      this.db = openDatabase(this.path, this.busyTimeoutMs);
+      this.ownsDatabase = true;
+    }
+    try {
+      this.configure(synchronous ?? (this.ownsDatabase ? 'normal' : undefined));
+      const db = this.db;
+      this.select = db
+        .prepare(
+          `SELECT id, state, expires_at, sweep_after FROM ${ENTRIES_TABLE} WHERE bucket = ? AND key = ?`,
+        )
+        .raw();
+      this.insert = db.prepare(
+        `INSERT INTO ${ENTRIES_TABLE} (bucket, key, state, expires_at, sweep_after) VALUES (?, ?, ?, ?, ?)`,
+      );
+      // Two updates, so the sweep index is only rewritten when a row's minute actually moves.
+      this.update = db.prepare(`UPDATE ${ENTRIES_TABLE} SET state = ?, expires_at = ? WHERE id = ?`);
+      this.updateAndMove = db.prepare(
+        `UPDATE ${ENTRIES_TABLE} SET state = ?, expires_at = ?, sweep_after = ? WHERE id = ?`,
+      );
+      this.remove = db.prepare(`DELETE FROM ${ENTRIES_TABLE} WHERE bucket = ? AND key = ?`);
+      // Buckets sharing a prefix are adjacent in the primary key's order, so both statements start
+      // at the prefix and the page walk stops at the first bucket outside it.
+      this.removePrefix = db.prepare(
+        `DELETE FROM ${ENTRIES_TABLE} WHERE bucket >= ?1 AND substr(bucket, 1, length(?1)) = ?1`,
+      );
+      const page = (from: string) =>
+        db
+          .prepare(
+            `SELECT bucket, key, state, expires_at FROM ${ENTRIES_TABLE}
+             WHERE (bucket, key) ${from} (?, ?) ORDER BY bucket, key LIMIT ${ENTRIES_PAGE}`,
+          )
+          .raw();
+      this.firstPage = page('>=');
+      this.nextPage = page('>');
+      this.sweepBatch = db.prepare(
+        `DELETE FROM ${ENTRIES_TABLE} WHERE id IN
+         (SELECT id FROM ${ENTRIES_TABLE} WHERE sweep_after <= ? LIMIT ${SWEEP_BATCH})`,
+      );
+      this.probe = db.prepare('SELECT 1').pluck();
+      this.runGroup = db.transaction((group: Pending[], results: unknown[]) => {
+        for (let i = 0; i < group.length; i++) results[i] = group[i].run();
+      });
+    } catch (error) {
+      if (this.ownsDatabase) this.db.close();
+      throw error instanceof FloodgateError ? error : openFailed(this.path, error);
+    }
+    if (sweepIntervalMs > 0) {
+      this.sweepTimer = setInterval(() => this.sweepInBackground(), sweepIntervalMs);
+      this.sweepTimer.unref();
+    }
+  }
+
+  consume(key: string, policies: readonly Policy[], cost: number): Promise<readonly PolicyDecision[]> {
+    return this.enqueue(key, () => this.consumeNow(key, policies, cost));
+  }
+
+  peek(key: string, policies: readonly Policy[]): Promise<readonly PolicyDecision[]> {
+    return this.enqueue(key, () => {
+      const now = this.clock();
+      return policies.map((policy) => peekPolicy(policy, this.read(policy.bucket, key, now), now));
+    });
+  }
+
+  reset(key: string, buckets: readonly string[]): Promise<void> {
+    return this.enqueue(key, () => {
+      for (const bucket of buckets) this.remove.run(bucket, key);
+    });
+  }
+
+  clear(prefix: string): Promise<number> {
+    return this.enqueue(prefix, () => this.removePrefix.run(prefix).changes);
+  }
+
+  async *entries(prefix: string): AsyncIterable<StoreEntry> {
+    let page = this.firstPage;
+    let bucket = prefix;
+    let key = '';
+    for (;;) {
+      this.assertOpen();
+      let rows: [string, string, Uint8Array, number][];
+      try {
+        rows = page.all(bucket, key) as typeof rows;
+      } catch (error) {
+        throw storeFailed(this.path, 'entries', error);
+      }
+      page = this.nextPage;
+      const now = this.clock();
+      const wallNow = Date.now();
+      for (const row of rows) {
+        if (!row[0].startsWith(prefix)) return;
+        if (row[3] > now) {
+          yield {
+            bucket: row[0],
+            key: row[1],
+            state: decodeState(row[2]),
+            expiresAt: wallNow + (row[3] - now),
+          };
+        }
+      }
+      if (rows.length < ENTRIES_PAGE) return;
+      [bucket, key] = rows[rows.length - 1];
+    }
+  }
+
+  async health(): Promise<StoreHealth> {
+    if (this.closed) return { ok: false, latencyMs: 0, detail: 'sqlite: closed' };
+    const started = performance.now();
+    try {
+      this.probe.get();
+      const journal = this.db.pragma('journal_mode', { simple: true });
+      const sync = ['off', 'normal', 'full', 'extra'][
+        Number(this.db.pragma('synchronous', { simple: true }))
+      ];
+      const sweep = this.lastSweepError ? `; last sweep failed: ${this.lastSweepError}` : '';
+      return {
+        ok: true,
+        latencyMs: performance.now() - started,
+        detail: `sqlite ${this.path} (journal_mode=${journal}, synchronous=${sync})${sweep}`,
+      };
+    } catch (error) {
+      return {
+        ok: false,
+        latencyMs: performance.now() - started,
+        detail: `sqlite ${this.path}: ${message(error)}`,
+      };
+    }
+  }
+
+  /** Settle every queued call, stop the sweep, and close the database if this store opened it. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    while (this.pending.length > 0) this.flush();
+    this.closed = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.ownsDatabase) this.db.close();
+  }
+
+  /**
+   * Delete every expired row now, in batches of SWEEP_BATCH (one transaction each), and return how
+   * many. The background sweep does the same but yields to requests between batches.
+   */
+  sweep(): number {
+    this.assertOpen();
+    let total = 0;
+    for (;;) {
+      const removed = this.sweepBatch.run(Math.floor(this.clock() / SWEEP_GRAIN_MS)).changes;
+      total += removed;
+      if (removed < SWEEP_BATCH) break;
+    }
+    this.swept += total;
+    return total;
+  }
+
+  private sweepInBackground(): void {
+    if (this.sweeping || this.closed) return;
+    this.sweeping = true;
+    const step = () => {
+      if (this.closed) {
+        this.sweeping = false;
+        return;
+      }
+      try {
+        const removed = this.sweepBatch.run(Math.floor(this.clock() / SWEEP_GRAIN_MS)).changes;
+        this.swept += removed;
+        this.lastSweepError = undefined;
+        if (removed === SWEEP_BATCH) {
+          setImmediate(step);
+          return;
+        }
+      } catch (error) {
+        // A busy or failing file: try again at the next interval; health() reports it meanwhile.
+        this.lastSweepError = message(error);
+      }
+      this.sweeping = false;
+    };
+    step();
+  }
+
+  private configure(synchronous: SqliteSynchronous | undefined): void {
+    const db = this.db;
+    db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
+    if (synchronous !== undefined) db.pragma(`synchronous = ${synchronous}`);
+    if (!db.memory && !db.readonly) {
+      // Switching to WAL needs a moment alone with the file; several processes opening a new file
+      // at once may find it taken, so retry within the busy timeout.
+      const deadline = Date.now() + this.busyTimeoutMs;
+      for (;;) {
+        try {
+          db.pragma('journal_mode = WAL');
+          break;
+        } catch (error) {
+          if ((error as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw error;
+          sleepSync(5);
+        }
+      }
+    }
+    migrate(db, this.path);
+  }
+
+  private enqueue<T>(key: string, run: () => T): Promise<T> {
+    if (this.closed) {
+      return Promise.reject(
+        new FloodgateError(
+          'FLOODGATE_CLOSED',
+          `this SqliteStore (${this.path}) was closed; create a new one`,
+        ),
+      );
+    }
+    if (typeof key !== 'string') {
+      return Promise.reject(
+        new FloodgateError('FLOODGATE_INVALID_KEY', `key ${show(key)} must be a string, like "user:42"`),
+      );
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ run, resolve: resolve as (value: never) => void, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(this.flush);
+      }
+    });
+  }
+
+  /** Run up to MAX_GROUP queued calls in one BEGIN IMMEDIATE transaction, then settle them. */
+  private readonly flush = (): void => {
+    let group: Pending[];
+    if (this.pending.length <= MAX_GROUP) {
+      group = this.pending;
+      this.pending = [];
+      this.scheduled = false;
+    } else {
+      group = this.pending.splice(0, MAX_GROUP);
+      setImmediate(this.flush);
+    }
+    const results: unknown[] = new Array(group.length);
+    try {
+      this.runGroup.immediate(group, results);
+    } catch (error) {
+      // The transaction rolled back: none of the group's checks happened, and each caller hears so.
+      const failure = storeFailed(this.path, 'check', error);
+      for (const call of group) call.reject(failure);
+      return;
+    }
+    for (let i = 0; i < group.length; i++) group[i].resolve(results[i] as never);
+  };
+
+  private consumeNow(key: string, policies: readonly Policy[], cost: number): PolicyDecision[] {
+    const now = this.clock();
+    const n = policies.length;
+    const rows: (Row | undefined)[] = new Array(n);
+    const states: (AlgorithmState | undefined)[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      rows[i] = this.select.get(policies[i].bucket, key) as Row | undefined;
+      states[i] = live(rows[i], now);
+    }
+    const result = evaluate(policies, states, now, cost);
+    if (result.allowed) {
+      // The write lock is held since the reads, so a row read here is still there to update.
+      for (let i = 0; i < n; i++) {
+        const step = result.steps[i];
+        const state = encodeState(step.state);
+        const expiresAt = now + step.ttlMs;
+        const minute = sweepAfter(expiresAt);
+        const row = rows[i];
+        if (row === undefined) this.insert.run(policies[i].bucket, key, state, expiresAt, minute);
+        else if (row[3] === minute) this.update.run(state, expiresAt, row[0]);
+        else this.updateAndMove.run(state, expiresAt, minute, row[0]);
+      }
+    }
+    return result.decisions;
+  }
+
+  /** The live state of (bucket, key) as of `now`; an expired row reads as absent. */
+  private read(bucket: string, key: string, now: number): AlgorithmState | undefined {
+    return live(this.select.get(bucket, key) as Row | undefined, now);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) {
+      throw new FloodgateError(
+        'FLOODGATE_CLOSED',
+        `this SqliteStore (${this.path}) was closed; create a new one`,
+      );
+    }
+  }
+}
+
+function live(row: Row | undefined, now: number): AlgorithmState | undefined {
+  return row === undefined || row[2] <= now ? undefined : decodeState(row[1]);
+}
+
+function wholeMs(value: unknown, name: string, example: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 2_147_483_647) {
+    throw new FloodgateError(
+      'FLOODGATE_INVALID_OPTION',
+      `${name} ${show(value)} must be a whole number of ms from 0 to 2147483647, like ${example}`,
+    );
+  }
+  return value;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function storeFailed(path: string, what: string, error: unknown): FloodgateError {
+  if (error instanceof FloodgateError) return error;
+  const code = (error as { code?: string }).code;
+  const why =
+    code === 'SQLITE_BUSY'
+      ? 'the database stayed locked by another connection for longer than busyTimeoutMs'
+      : message(error);
+  return new FloodgateError(
+    'FLOODGATE_STORE_FAILED',
+    `SQLite ${what} on ${JSON.stringify(path)} failed: ${why}${code ? ` (${code})` : ''}`,
+    { cause: error },
+  );
+}

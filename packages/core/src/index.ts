@@ -20,7 +20,7 @@ export {
   type RateLimitOptions,
   RequestLimiter,
 } from './adapter.js';
-export { monotonicClock, wallClock } from './clock.js';
+export { coarseMonotonicClock, monotonicClock, wallClock } from './clock.js';
 export { storeFailureDecision, toDecision } from './decision.js';
 export { FloodgateError, type FloodgateErrorCode, isFloodgateError } from './errors.js';
 export { type Evaluation, evaluate, peekPolicy, toPolicyDecision } from './evaluate.js';

@@ -4,6 +4,8 @@
  * an injected clock, exactness under 10,000 concurrent callers through a Limiter, option validation,
  * and the coarse monotonic clock the store reads by default.
  */
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ALGORITHM_NAMES } from '../src/algorithms/index.js';
 import { coarseMonotonicClock, monotonicClock } from '../src/clock.js';
@@ -290,5 +292,26 @@ describe('coarse monotonic clock (the default clock of the memory store)', () =>
     expect(denied.retryAfterMs).toBeLessThanOrEqual(50);
     await new Promise((resolve) => setTimeout(resolve, denied.retryAfterMs + 5));
     expect((await s.consume('k', p, 1))[0].allowed).toBe(true);
+  });
+});
+
+describe('docs/memory.md', () => {
+  it('runs its example as written and prints what the page says', async () => {
+    const page = readFileSync(fileURLToPath(new URL('../../../docs/memory.md', import.meta.url)), 'utf8');
+    const match = /<!-- run: memory-basics -->\n```ts\n([\s\S]*?)```/.exec(page);
+    expect(match).not.toBeNull();
+    const source = (match as RegExpExecArray)[1];
+    const dir = fileURLToPath(new URL('./.docs-run-memory/', import.meta.url));
+    mkdirSync(dir, { recursive: true });
+    try {
+      const file = `${dir}memory-basics-${Date.now()}.ts`;
+      writeFileSync(file, source);
+      const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+      await import(file);
+      expect(log.mock.calls).toEqual([[2, 1, 0]]);
+      expect(source).toContain('// 2 1 0');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -203,7 +203,7 @@ export class SqliteStore implements Store {
       // Buckets sharing a prefix are adjacent in the primary key's order, so both statements start
       // at the prefix and the page walk stops at the first bucket outside it.
       this.removePrefix = db.prepare(
-        `DELETE FROM ${ENTRIES_TABLE} WHERE bucket >= ?1 AND substr(bucket, 1, length(?1)) = ?1`,
+        `DELETE FROM ${ENTRIES_TABLE} WHERE bucket >= @prefix AND substr(bucket, 1, length(@prefix)) = @prefix`,
       );
       const page = (from: string) =>
         db
@@ -250,7 +250,7 @@ export class SqliteStore implements Store {
   }
 
   clear(prefix: string): Promise<number> {
-    return this.enqueue(prefix, () => this.removePrefix.run(prefix).changes);
+    return this.enqueue(prefix, () => this.removePrefix.run({ prefix }).changes);
   }
 
   async *entries(prefix: string): AsyncIterable<StoreEntry> {

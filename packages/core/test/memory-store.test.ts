@@ -90,6 +90,26 @@ describe('maxKeys and least-recently-used eviction', () => {
   });
 });
 
+describe('the slot remembered from the last call', () => {
+  it('is never used for another key, another bucket, or after a reset', async () => {
+    const s = store({ maxKeys: 2 });
+    const a = policies('3/1m', 'fixed-window', 'a:');
+    const b = policies('3/1m', 'fixed-window', 'b:');
+    const remaining = async (key: string, p: typeof a) => (await s.consume(key, p, 1))[0].remaining;
+    expect(await remaining('k', a)).toBe(2);
+    expect(await remaining('k', a)).toBe(1);
+    expect(await remaining('k', b)).toBe(2); // same key, other bucket
+    expect(await remaining('k', a)).toBe(0);
+    await s.reset('k', [a[0].bucket]);
+    expect(await remaining('j', a)).toBe(2); // takes the slot k had in bucket a
+    expect(await remaining('k', a)).toBe(2); // evicts b:k (least recently used), starts over
+    expect(await remaining('j', a)).toBe(1);
+    expect(s.evictions).toBe(1);
+    now += 60_000; // everything expires
+    expect(await remaining('j', a)).toBe(2);
+  });
+});
+
 describe('expired keys are reclaimed without a timer per key', () => {
   it('sweep() releases every expired key and keeps live ones', async () => {
     const s = store();

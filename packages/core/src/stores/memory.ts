@@ -81,6 +81,8 @@ export class MemoryStore implements Store {
   private lastTable: Table | undefined;
   private lastAlgorithm: Algorithm | undefined;
   private readonly scratch = [0, 0, 0];
+  /** The slot the one-policy path found last (possibly released or reused since: check its key). Never negative. */
+  private hotSlot = 0;
   private readonly sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -149,7 +151,14 @@ export class MemoryStore implements Store {
   private consumeOne(key: string, policy: Policy, cost: number, now: number): PolicyDecision {
     if (policy !== this.lastPolicy) this.bind(policy);
     const table = this.lastTable as Table;
-    const slot = this.find(table, key, now);
+    // The slot used last is checked first: a burst from one client skips the index lookup.
+    const hot = this.hotSlot;
+    let slot: number;
+    if (this.keys[hot] === key && this.tableOf[hot] === table.id) slot = this.live(hot, now);
+    else {
+      slot = this.find(table, key, now);
+      if (slot !== NONE) this.hotSlot = slot;
+    }
     const step = (this.lastAlgorithm as Algorithm).step(
       slot === NONE ? undefined : this.read(slot, policy, this.scratch),
       now,
@@ -316,6 +325,13 @@ export class MemoryStore implements Store {
   }
 
   /** The live slot of `key`, or NONE (an expired one is released on the way). */
+  /** `slot` if it has not expired, else NONE (and it is released). */
+  private live(slot: number, now: number): number {
+    if (this.expiresAt[slot] > now) return slot;
+    this.release(slot);
+    return NONE;
+  }
+
   private find(table: Table, key: string, now: number): number {
     const slot = table.index.get(key);
     if (slot === undefined) return NONE;

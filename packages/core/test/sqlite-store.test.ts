@@ -1,0 +1,364 @@
+/**
+ * The SQLite store beyond the conformance suite: URIs and options, bad files at construction,
+ * request-time failures, group commit order, the sweep, agreement with the memory store, and the
+ * missing-driver error. Real files in a temporary directory throughout.
+ */
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ALGORITHM_NAMES } from '../src/algorithms/index.js';
+import { type FloodgateError, isFloodgateError } from '../src/errors.js';
+import { Limiter } from '../src/limiter.js';
+import { parsePolicies } from '../src/rate.js';
+import { MemoryStore } from '../src/stores/memory.js';
+import { SqliteStore } from '../src/stores/sqlite/index.js';
+import { TestClock } from '../src/testing/index.js';
+import { createStore } from '../src/uri.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'floodgate-sqlite-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const file = () => join(dir, `t${++n}.db`);
+const hour = (limit: number, prefix: string, algorithm: (typeof ALGORITHM_NAMES)[number] = 'fixed-window') =>
+  parsePolicies({ limit, window: '1h' }, { prefix, algorithm });
+
+function thrown(fn: () => unknown): FloodgateError {
+  try {
+    fn();
+  } catch (error) {
+    if (isFloodgateError(error)) return error;
+    throw error;
+  }
+  throw new Error('expected a FloodgateError');
+}
+
+describe('SqliteStore: URIs and options', () => {
+  it('sqlite:///relative.db opens relative to the working directory', async () => {
+    const cwd = process.cwd();
+    const here = join(dir, 'relative');
+    mkdirSync(here);
+    process.chdir(here);
+    try {
+      const store = createStore('sqlite:///limits.db') as SqliteStore;
+      expect(store.kind).toBe('sqlite');
+      expect(store.path).toBe('limits.db');
+      await store.consume('k', hour(5, 'r:'), 1);
+      await store.close();
+      expect(existsSync(join(here, 'limits.db'))).toBe(true);
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
+  it('sqlite:////absolute/path.db, query parameters, and %-escapes', async () => {
+    const path = join(dir, 'with space.db');
+    const store = createStore(
+      `sqlite:///${path.replace(' ', '%20')}?prefix=app:&busyTimeoutMs=1234&sweepIntervalMs=0&synchronous=full`,
+    ) as SqliteStore;
+    expect(path.startsWith('/')).toBe(true); // so the URI above had four slashes
+    expect(store.path).toBe(path);
+    expect(store.defaults).toEqual({ prefix: 'app:' });
+    const db = new Database(path);
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    db.close();
+    const health = await store.health();
+    expect(health.ok).toBe(true);
+    expect(health.detail).toBe(`sqlite ${path} (journal_mode=wal, synchronous=full)`);
+    await store.close();
+  });
+
+  it('sqlite:///:memory: is a private in-memory database', async () => {
+    const a = createStore('sqlite:///:memory:');
+    const b = createStore('sqlite:///:memory:');
+    const policies = hour(1, 'm:');
+    expect((await a.consume('k', policies, 1))[0].allowed).toBe(true);
+    expect((await a.consume('k', policies, 1))[0].allowed).toBe(false);
+    expect((await b.consume('k', policies, 1))[0].allowed).toBe(true);
+    await a.close();
+    await b.close();
+  });
+
+  it('a Limiter takes the URI and honours its prefix', async () => {
+    const path = file();
+    const limiter = new Limiter({ limit: '2/h', store: `sqlite:///${path}?prefix=lim:` });
+    expect((await limiter.consume('u')).remaining).toBe(1);
+    expect((await limiter.consume('u')).remaining).toBe(0);
+    expect((await limiter.consume('u')).allowed).toBe(false);
+    const store = new SqliteStore({ path });
+    const buckets = [];
+    for await (const entry of store.entries('lim:')) buckets.push([entry.bucket, entry.key, entry.state[2]]); // current count
+    expect(buckets).toEqual([['lim:2-in-1h:sw', 'u', 2]]);
+    await store.close();
+    await limiter.close();
+  });
+
+  it.each([
+    ['sqlite://limits.db', 'three slashes'],
+    ['sqlite:///', 'three slashes'],
+    ['sqlite:///x.db?busyTimeoutMs=soon', '?busyTimeoutMs=soon is not a number'],
+    ['sqlite:///x.db?timeout=5', 'unknown parameter ?timeout='],
+    ['sqlite:///x.db?busyTimeoutMs=-1', 'busyTimeoutMs -1 must be a whole number'],
+    [
+      'sqlite:///x.db?synchronous=sometimes',
+      'synchronous "sometimes" must be one of off, normal, full, extra',
+    ],
+  ])('rejects %s', (uri, why) => {
+    const error = thrown(() => createStore(uri));
+    expect(['FLOODGATE_INVALID_URI', 'FLOODGATE_INVALID_OPTION']).toContain(error.code);
+    expect(error.message).toContain(why);
+  });
+
+  it('rejects bad options with what to write instead', () => {
+    expect(thrown(() => new SqliteStore({})).message).toContain('exactly one of path or database');
+    expect(thrown(() => new SqliteStore({ path: 'a.db', database: new Database(':memory:') })).code).toBe(
+      'FLOODGATE_INVALID_OPTION',
+    );
+    const typo = thrown(() => new SqliteStore({ path: ':memory:', busyTimeout: 5 } as never));
+    expect(typo.code).toBe('FLOODGATE_UNKNOWN_OPTION');
+    expect(typo.message).toContain('did you mean "busyTimeoutMs"?');
+    expect(thrown(() => new SqliteStore({ path: '' })).code).toBe('FLOODGATE_INVALID_OPTION');
+    expect(thrown(() => new SqliteStore({ database: {} as never })).message).toContain(
+      'better-sqlite3 Database',
+    );
+  });
+
+  it('uses a better-sqlite3 Database it is given, and leaves it open', async () => {
+    const db = new Database(file());
+    db.exec('CREATE TABLE app (x)');
+    const store = new SqliteStore({ database: db });
+    await store.consume('k', hour(3, 'own:'), 2);
+    await store.close();
+    expect(db.open).toBe(true);
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    const row = db.prepare('SELECT bucket, key FROM floodgate_entries').get();
+    expect(row).toEqual({ bucket: 'own:3-in-1h:fw', key: 'k' });
+    expect(db.prepare("SELECT value FROM floodgate_meta WHERE name = 'schema_version'").pluck().get()).toBe(
+      1,
+    );
+    db.close();
+  });
+});
+
+describe('SqliteStore: bad files fail at construction with the path and the cause', () => {
+  it('a directory that does not exist', () => {
+    const path = join(dir, 'missing', 'limits.db');
+    const error = thrown(() => new SqliteStore({ path }));
+    expect(error.code).toBe('FLOODGATE_STORE_OPEN_FAILED');
+    expect(error.message).toContain(path);
+    expect(error.message).toContain('directory does not exist');
+  });
+
+  it('a path under a regular file (unwritable)', () => {
+    const blocker = join(dir, 'plain-file');
+    writeFileSync(blocker, 'x');
+    const error = thrown(() => new SqliteStore({ path: join(blocker, 'limits.db') }));
+    expect(error.code).toBe('FLOODGATE_STORE_OPEN_FAILED');
+    expect(error.message).toContain(join(blocker, 'limits.db'));
+  });
+
+  it('a directory', () => {
+    const error = thrown(() => new SqliteStore({ path: dir }));
+    expect(error.code).toBe('FLOODGATE_STORE_OPEN_FAILED');
+    expect(error.message).toContain(JSON.stringify(dir));
+    expect(error.message).toMatch(/unable to open database file|directory/);
+  });
+
+  it('a file that is not SQLite', () => {
+    const path = join(dir, 'notes.txt');
+    writeFileSync(path, 'these are my notes, not a database\n'.repeat(200));
+    const error = thrown(() => new SqliteStore({ path }));
+    expect(error.code).toBe('FLOODGATE_STORE_OPEN_FAILED');
+    expect(error.message).toContain(path);
+    expect(error.message).toContain('SQLITE_NOTADB');
+    expect(error.message).toContain('not a SQLite database');
+  });
+
+  it('a database locked by another connection', () => {
+    const path = file();
+    const holder = new Database(path);
+    holder.pragma('locking_mode = EXCLUSIVE');
+    holder.exec('CREATE TABLE t (x); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1)');
+    const error = thrown(() => new SqliteStore({ path, busyTimeoutMs: 50 }));
+    expect(error.code).toBe('FLOODGATE_STORE_OPEN_FAILED');
+    expect(error.message).toContain(path);
+    expect(error.message).toContain('SQLITE_BUSY');
+    expect(error.message).toContain('raise busyTimeoutMs');
+    holder.exec('COMMIT');
+    holder.close();
+  });
+
+  it('a file written by a newer schema version', () => {
+    const path = file();
+    const db = new Database(path);
+    db.exec(
+      "CREATE TABLE floodgate_meta (name TEXT PRIMARY KEY, value); INSERT INTO floodgate_meta VALUES ('schema_version', 99)",
+    );
+    db.close();
+    const error = thrown(() => new SqliteStore({ path }));
+    expect(error.code).toBe('FLOODGATE_STORE_OPEN_FAILED');
+    expect(error.message).toContain('schema version 99');
+  });
+});
+
+describe('SqliteStore: requests', () => {
+  it('a request-time lock timeout rejects with FLOODGATE_STORE_FAILED; the Limiter degrades; then it recovers', async () => {
+    const path = file();
+    const store = new SqliteStore({ path, busyTimeoutMs: 30 });
+    const policies = hour(10, 'busy:');
+    await store.consume('k', policies, 1);
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    const failure = await store.consume('k', policies, 1).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(isFloodgateError(failure, 'FLOODGATE_STORE_FAILED')).toBe(true);
+    expect((failure as Error).message).toContain('SQLITE_BUSY');
+    const limiter = new Limiter({ limit: '10/h', prefix: 'busy:', store, skipOnError: true });
+    expect((await limiter.consume('k')).degraded).toBe('open');
+    other.exec('ROLLBACK');
+    other.close();
+    // The failed calls consumed nothing.
+    expect((await store.consume('k', policies, 1))[0].remaining).toBe(8);
+    await store.close();
+  });
+
+  it('checks that arrive in one tick commit together, in arrival order, each seeing the ones before', async () => {
+    const store = new SqliteStore({ path: file() });
+    const policies = hour(5, 'order:');
+    const results = await Promise.all(Array.from({ length: 8 }, () => store.consume('k', policies, 1)));
+    expect(results.map((r) => r[0].remaining)).toEqual([4, 3, 2, 1, 0, 0, 0, 0]);
+    expect(results.map((r) => r[0].allowed)).toEqual([true, true, true, true, true, false, false, false]);
+    // A peek and a reset queued behind consumes see them, in order.
+    const [, peeked, , after] = await Promise.all([
+      store.consume('j', policies, 2),
+      store.peek('j', policies),
+      store.reset('j', [policies[0].bucket]),
+      store.peek('j', policies),
+    ]);
+    expect(peeked[0].remaining).toBe(3);
+    expect(after[0].remaining).toBe(5);
+    await store.close();
+  });
+
+  it('close() settles calls already queued, then rejects new ones with FLOODGATE_CLOSED', async () => {
+    const store = new SqliteStore({ path: file() });
+    const pending = store.consume('k', hour(5, 'close:'), 1);
+    await store.close();
+    expect((await pending)[0].remaining).toBe(4);
+    await expect(store.consume('k', hour(5, 'close:'), 1)).rejects.toMatchObject({
+      code: 'FLOODGATE_CLOSED',
+    });
+    expect(await store.health()).toEqual({ ok: false, latencyMs: 0, detail: 'sqlite: closed' });
+  });
+
+  it('limits survive a restart (close and reopen the file)', async () => {
+    const path = file();
+    const policies = parsePolicies(['3/h', '10/d'], { prefix: 'restart:', algorithm: 'sliding-log' });
+    const first = new SqliteStore({ path });
+    await first.consume('k', policies, 2);
+    await first.close();
+    const second = new SqliteStore({ path });
+    expect((await second.peek('k', policies)).map((d) => d.remaining)).toEqual([1, 8]);
+    await second.close();
+  });
+
+  it('the sweep deletes expired rows in batches, and the background sweep runs by itself', async () => {
+    const clock = new TestClock();
+    const path = file();
+    const store = new SqliteStore({ path, clock: clock.now, sweepIntervalMs: 0 });
+    const short = parsePolicies({ limit: 5, window: '1s' }, { prefix: 'sweep:', algorithm: 'fixed-window' });
+    const long = hour(5, 'keep:');
+    await Promise.all(Array.from({ length: 1200 }, (_, i) => store.consume(`k${i}`, short, 1)));
+    await store.consume('kept', long, 1);
+    const count = () =>
+      (store as unknown as { db: Database.Database }).db
+        .prepare('SELECT count(*) FROM floodgate_entries')
+        .pluck()
+        .get();
+    expect(count()).toBe(1201);
+    clock.at(30_000); // expired, but maybe not yet a whole sweep minute past expiry
+    store.sweep();
+    clock.at(121_000);
+    expect(store.sweep()).toBe(1200);
+    expect(count()).toBe(1);
+    await store.close();
+    const reopened = new Database(path);
+    const countIn = () => reopened.prepare('SELECT count(*) FROM floodgate_entries').pluck().get();
+
+    // In the background: a store with a short interval empties the table by itself.
+    const background = new SqliteStore({ path, clock: clock.now, sweepIntervalMs: 20 });
+    await Promise.all(Array.from({ length: 700 }, (_, i) => background.consume(`b${i}`, short, 1)));
+    clock.at(400_000);
+    const deadline = Date.now() + 10_000;
+    while (background.swept < 700 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(background.swept).toBe(700);
+    expect(countIn()).toBe(1); // "kept" lives for an hour
+    await background.close();
+    reopened.close();
+  });
+
+  it('decides exactly like the memory store on random traces (every algorithm, several policies)', async () => {
+    const sqliteClock = new TestClock();
+    const memoryClock = new TestClock();
+    const sqlite = new SqliteStore({ path: file(), clock: sqliteClock.now });
+    const memory = new MemoryStore({ clock: memoryClock.now });
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...ALGORITHM_NAMES),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 700 }), fc.integer({ min: -2, max: 4 }), fc.boolean()), {
+          minLength: 1,
+          maxLength: 40,
+        }),
+        async (algorithm, trace) => {
+          const policies = parsePolicies(['5/s', '12/10s'], { prefix: `agree${++run}:`, algorithm });
+          let t = 0;
+          for (const [dt, cost, peek] of trace) {
+            t += dt;
+            sqliteClock.at(t);
+            memoryClock.at(t);
+            const a = peek ? await sqlite.peek('k', policies) : await sqlite.consume('k', policies, cost);
+            const b = peek ? await memory.peek('k', policies) : await memory.consume('k', policies, cost);
+            expect(a).toEqual(b);
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+    await sqlite.close();
+    await memory.close();
+  });
+});
+
+describe('SqliteStore: driver', () => {
+  it('without better-sqlite3 installed: FLOODGATE_MISSING_DRIVER saying what to install', () => {
+    // A copy of the core sources where no node_modules can be found above them.
+    const isolated = mkdtempSync(join(tmpdir(), 'floodgate-nodriver-'));
+    try {
+      cpSync(fileURLToPath(new URL('../src', import.meta.url)), join(isolated, 'src'), { recursive: true });
+      writeFileSync(
+        join(isolated, 'probe.mts'),
+        `import { createStore } from './src/uri.ts';
+         try { createStore('sqlite:///${join(isolated, 'x.db')}'); console.log('opened'); }
+         catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`,
+      );
+      const out = execFileSync(process.execPath, ['--import', 'tsx', join(isolated, 'probe.mts')], {
+        cwd: fileURLToPath(new URL('../../..', import.meta.url)), // where tsx resolves
+        encoding: 'utf8',
+        env: { ...process.env, NODE_PATH: '' }, // npx puts the hoisted packages on NODE_PATH
+      });
+      const result = JSON.parse(out.trim());
+      expect(result.code).toBe('FLOODGATE_MISSING_DRIVER');
+      expect(result.message).toContain('npm install better-sqlite3');
+      expect(existsSync(join(isolated, 'x.db'))).toBe(false);
+    } finally {
+      rmSync(isolated, { recursive: true, force: true });
+    }
+  });
+});

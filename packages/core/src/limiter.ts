@@ -337,7 +337,12 @@ export class Limiter {
   ): Promise<Decision> {
     const breaker = this.breaker;
     const admission = breaker ? breaker.admit() : 'call';
-    if (admission === 'skip') return this.degrade(key, operation, ask, cost, undefined);
+    if (admission !== 'call') {
+      // Open (or half-open): the primary is skipped. When the cool-down is over, a probe goes out in
+      // the background, so no request ever waits on a backend that may still be dead.
+      if (admission === 'probe') this.probe();
+      return this.degrade(key, operation, ask, cost, undefined);
+    }
     const sentAt = breaker ? monotonicClock() : 0;
     const fail = (error: unknown) => {
       if (error === BREAKER_OPENED) return this.degrade(key, operation, ask, cost, undefined);
@@ -346,7 +351,7 @@ export class Limiter {
       return this.degrade(key, operation, ask, cost, error);
     };
     let pending = this.call((store) => ask(store, this.policies), this.store);
-    if (this.breaker !== undefined && admission === 'call') pending = releasedOnOpen(pending, this.breaker);
+    if (breaker !== undefined) pending = releasedOnOpen(pending, breaker);
     return pending.then((decisions) => {
       let decision: Decision;
       try {
@@ -365,6 +370,29 @@ export class Limiter {
       if (!decision.allowed && operation === 'consume') emit(this.onLimit, 'onLimit', { key, decision });
       return decision;
     }, fail);
+  }
+
+  /**
+   * The half-open probe: one read-only check of a reserved key through the same path as a real
+   * call (on Redis, the same script), under the same deadline. Success closes the breaker.
+   */
+  private probe(): void {
+    const breaker = this.breaker!;
+    this.call((store) => store.peek(PROBE_KEY, this.policies), this.store)
+      .then((decisions) => {
+        if (!Array.isArray(decisions) || decisions.length !== this.policies.length) {
+          throw new FloodgateError(
+            'FLOODGATE_STORE_FAILED',
+            `the ${this.store.kind} store answered ${show(decisions)}`,
+          );
+        }
+        breaker.succeeded('probe');
+        if (this.degradedMode !== false) this.recovered();
+      })
+      .catch((error: unknown) => {
+        breaker.failed('probe');
+        this.storeFailed(error, 'primary', this.store, 'probe', PROBE_KEY);
+      });
   }
 
   private call<T>(operation: (store: Store) => Promise<T>, store: Store): Promise<T> {
@@ -468,6 +496,9 @@ export class Limiter {
     }
   }
 }
+
+/** The key the breaker's probe peeks at: read-only, so it never creates state. */
+const PROBE_KEY = '__floodgate_probe__';
 
 function isTimeout(error: unknown): boolean {
   return error instanceof FloodgateError && error.code === 'FLOODGATE_STORE_TIMEOUT';

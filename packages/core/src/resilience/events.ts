@@ -8,7 +8,8 @@ import type { Decision, Degraded } from '../types.js';
 import type { BreakerState } from './circuit-breaker.js';
 
 export type StoreRole = 'primary' | 'fallback';
-export type StoreOperation = 'consume' | 'peek' | 'refund';
+/** `probe`: the breaker's background check of a reserved key while half-open. */
+export type StoreOperation = 'consume' | 'peek' | 'refund' | 'probe';
 
 export interface StoreErrorEvent {
   /** What the store threw, or a FloodgateError FLOODGATE_STORE_TIMEOUT when it missed the deadline. */

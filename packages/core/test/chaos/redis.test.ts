@@ -164,7 +164,7 @@ describe('chaos: Redis under load', () => {
     const samples = await runLoad({
       port: app.port,
       rps: RPS,
-      durationMs: 8500,
+      durationMs: 9000,
       path: modePath(() => Date.now() >= times.outageAt && Date.now() < times.backAt),
       events: [
         {
@@ -187,6 +187,48 @@ describe('chaos: Redis under load', () => {
     expectModes(samples, stats, times);
     // The frozen store was noticed by deadlines, not errors.
     expect(stats.routes.deny.health.counts.timeouts).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('boot with Redis absent: serves per the policy, then uses Redis within 2 s of it starting', async () => {
+    const store = await RedisProcess.reserve();
+    cleanup.push(() => store.stop());
+    const app = await server(threeModes(store.url, `chaos-boot-${process.pid}:`));
+    // The first second of traffic (unmeasured) meets no Redis at all.
+    await warmUp(app.port, ['/allow', '/deny', '/fallback?k=warm']);
+    const times = { outageAt: 0, backAt: Number.POSITIVE_INFINITY };
+    const samples = await runLoad({
+      port: app.port,
+      rps: RPS,
+      durationMs: 5000,
+      path: modePath(() => Date.now() < times.backAt),
+      events: [
+        {
+          atMs: 1500,
+          run: async () => {
+            await store.restart();
+            times.backAt = Date.now();
+          },
+        },
+      ],
+    });
+    expectBoundedLatency(samples);
+    const stats = await app.stats();
+    expect(stats.unhandled).toBe(0);
+    expect(stats.uncaught).toBe(0);
+    const before = samples.filter((s) => s.sentAt < times.backAt - 100);
+    expect(
+      before.filter((s) => s.path === '/allow').every((s) => s.status === 200 && s.body.degraded === 'open'),
+    ).toBe(true);
+    expect(
+      before.filter((s) => s.path === '/deny').every((s) => s.status === 503 && s.body.degraded === 'closed'),
+    ).toBe(true);
+    const limited = before.filter((s) => s.path.startsWith('/fallback') && s.body.degraded === 'fallback');
+    expect(limited.filter((s) => s.status === 200)).toHaveLength(FALLBACK_LIMIT);
+    for (const mode of MODES) {
+      const later = samples.filter((s) => s.path.startsWith(`/${mode}`) && s.sentAt >= times.backAt + 2000);
+      expect(later.length).toBeGreaterThan(50);
+      expect(later.every((s) => s.status === 200 && s.body.degraded === false)).toBe(true);
+    }
   }, 60_000);
 
   it('a flapping primary (SIGSTOP/SIGCONT every 500 ms): at most one switch per hysteresis period', async () => {

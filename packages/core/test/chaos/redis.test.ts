@@ -227,7 +227,10 @@ describe('chaos: Redis under load', () => {
     for (const mode of MODES) {
       const later = samples.filter((s) => s.path.startsWith(`/${mode}`) && s.sentAt >= times.backAt + 2000);
       expect(later.length).toBeGreaterThan(50);
-      expect(later.every((s) => s.status === 200 && s.body.degraded === false)).toBe(true);
+      expect(later.every((s) => s.body.degraded === false)).toBe(true);
+      // allow and deny have a limit no one reaches; the fallback route's 20/min is now counted by Redis.
+      const statuses = mode === 'fallback' ? [200, 429] : [200];
+      expect(later.every((s) => statuses.includes(s.status))).toBe(true);
     }
   }, 60_000);
 

@@ -65,6 +65,8 @@ export type {
   LimiterHooks,
   RecoveredEvent,
   StoreErrorEvent,
+  StoreOperation,
+  StoreRole,
 } from './resilience/events.js';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js';
 export {

@@ -210,20 +210,27 @@ export class Limiter {
           })
         : undefined;
 
-    const prefix = options.prefix ?? this.store.defaults?.prefix ?? DEFAULT_PREFIX;
-    if (typeof prefix !== 'string' || prefix.length > 200) {
-      throw new FloodgateError(
-        'FLOODGATE_INVALID_OPTION',
-        `prefix ${show(prefix)} must be a string, like "app:"`,
-      );
+    try {
+      const prefix = options.prefix ?? this.store.defaults?.prefix ?? DEFAULT_PREFIX;
+      if (typeof prefix !== 'string' || prefix.length > 200) {
+        throw new FloodgateError(
+          'FLOODGATE_INVALID_OPTION',
+          `prefix ${show(prefix)} must be a string, like "app:"`,
+        );
+      }
+      this.policies = parsePolicies(options.limit, {
+        window: options.window,
+        algorithm: options.algorithm,
+        burst: options.burst,
+        name: options.name,
+        prefix,
+      });
+    } catch (error) {
+      // A bad limit or prefix must not leave a connection open that keeps the process alive.
+      if (this.ownsStore) void this.store.close().catch(() => {});
+      if (this.fallback && this.ownsFallback) void this.fallback.close().catch(() => {});
+      throw error;
     }
-    this.policies = parsePolicies(options.limit, {
-      window: options.window,
-      algorithm: options.algorithm,
-      burst: options.burst,
-      name: options.name,
-      prefix,
-    });
     this.capacity = Math.min(...this.policies.map((p) => p.burst));
     this.fallbackPolicies = fallbackPolicies(this.policies, share);
     if (options.name === undefined) this.claimDefaultBuckets();

@@ -8,6 +8,7 @@ import { Limiter, type LimiterOptions } from '../src/limiter.js';
 import { MemoryStore } from '../src/stores/memory.js';
 import { createStore } from '../src/uri.js';
 import { RedisProcess, sleep, waitFor } from './chaos/redis-process.js';
+import { cli } from './support/redis-servers.js';
 
 let unhandled = 0;
 const countUnhandled = () => {
@@ -337,6 +338,11 @@ describe('configuration errors at construction', () => {
       /same backend as the primary/,
     ],
     [
+      'fallback on the same Redis server, another database',
+      { store: 'redis://:secret@127.0.0.1:6379/0', fallback: 'redis://localhost/3' },
+      /same backend as the primary/,
+    ],
+    [
       'fallback listed in a multi-store primary',
       { store: ['redis://127.0.0.1:7001', 'redis://127.0.0.1:7002'], fallback: 'redis://127.0.0.1:7002' },
       /same backend as the primary/,
@@ -362,6 +368,24 @@ describe('configuration errors at construction', () => {
     expect(error).toBeInstanceOf(FloodgateError);
     expect((error as FloodgateError).code).toMatch(/^FLOODGATE_(INVALID|UNKNOWN)_OPTION$/);
     expect((error as Error).message).toMatch(message);
+  });
+
+  it('a bad limit after a Redis store was opened closes that connection again', async () => {
+    const server = await redis();
+    const others = async () =>
+      (await cli(server.port, 'client', 'list')).split('\n').filter((line) => !line.includes('cmd=client'))
+        .length;
+    expect(
+      () =>
+        new Limiter({
+          limit: '100/mn',
+          store: server.url,
+          fallback: 'memory://',
+        }),
+    ).toThrow(/FLOODGATE_INVALID_RATE/);
+    // The store connected (or was connecting) before the limit was read; it is closed again.
+    await waitFor(async () => (await others()) === 0, 2000);
+    expect(await others()).toBe(0);
   });
 
   it('the same Store object as primary and fallback', () => {

@@ -36,17 +36,32 @@ export function checkFallbackShare(value: unknown): number {
 
 /**
  * Whether two storage URIs name the same backend, so the fallback would fail together with the
- * primary. Query parameters (a prefix, a timeout) do not make a different backend. Every
- * `memory://` is its own store, so two of them are not the same.
+ * primary. For Redis that is the same server (host and port), whatever the database number,
+ * credentials or query parameters; for SQLite the same file. Every `memory://` is its own store,
+ * so two of them are not the same.
  */
 export function sameBackend(a: string, b: string): boolean {
-  const normal = (uri: string) =>
-    uri
-      .trim()
-      .toLowerCase()
-      .replace(/\?.*$/, '')
-      .replace(/\/(0)?$/, '')
-      .replace('//localhost', '//127.0.0.1');
-  const x = normal(a);
-  return !x.startsWith('memory:') && x === normal(b);
+  const x = backendOf(a);
+  return x !== undefined && x === backendOf(b);
+}
+
+function backendOf(uri: string): string | undefined {
+  const text = uri.trim().replace(/[?#].*$/, '');
+  const match = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(text);
+  if (!match) return undefined;
+  const scheme = match[1].toLowerCase();
+  if (scheme === 'memory') return undefined;
+  if (!scheme.startsWith('redis') || scheme === 'redis+unix') return `${scheme}://${match[2]}`;
+  // redis://[user:pass@]host:port[/db], and comma-separated host lists for sentinel and cluster.
+  const hosts = match[2]
+    .replace(/^[^@/]*@/, '')
+    .replace(/\/.*$/, '')
+    .toLowerCase()
+    .split(',')
+    .map((host) => {
+      const withPort = /:\d+$/.test(host) ? host : `${host}:6379`;
+      return withPort.replace(/^(localhost|\[::1\]):/, '127.0.0.1:');
+    })
+    .sort();
+  return `redis://${hosts.join(',')}`;
 }

@@ -39,6 +39,8 @@ export interface RouteStats {
 }
 
 export interface ServerStats {
+  /** Event-loop stalls of the server over 100 ms: when (wall clock) and how long. */
+  stalls: { at: number; ms: number }[];
   unhandled: number;
   uncaught: number;
   routes: Record<string, RouteStats>;

@@ -77,9 +77,14 @@ for (const [name, route] of Object.entries(config)) {
   });
 }
 
+// Event-loop stalls over 100 ms (wall-clock time, length), to tell a stalled process from a slow store.
+const stalls: { at: number; ms: number }[] = [];
+let lastTick = Date.now();
 // Breaker transitions with wall-clock times, so the test can compare them with when it sent signals.
 const sampler = setInterval(() => {
   const now = Date.now();
+  if (now - lastTick > 100) stalls.push({ at: lastTick, ms: now - lastTick });
+  lastTick = now;
   for (const entry of Object.values(routes)) {
     const breaker = entry.limiter.health().breaker;
     const state = breaker === 'off' ? 'off' : breaker.state;
@@ -91,6 +96,7 @@ app.get('/__stats', (_req, res) => {
   const wallOffset = Date.now() - performance.now();
   res.json({
     ...stats,
+    stalls,
     routes: Object.fromEntries(
       Object.entries(routes).map(([name, entry]) => [
         name,

@@ -75,6 +75,8 @@ type Row = [id: number, state: Uint8Array, expiresAt: number, sweepAfter: number
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
+  /** Set from a URI's `?prefix=` (see withPrefix). */
+  declare readonly defaults?: { readonly prefix?: string };
   /** The database file's path (':memory:' for an in-memory database). */
   readonly path: string;
   /** Expired rows deleted by the sweep since the store was created. */

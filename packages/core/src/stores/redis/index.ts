@@ -53,6 +53,18 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
 const DEFAULT_MAX_BATCH = 64;
 /** Keys (checks x policies) per script call, so no call runs long whatever the policies. */
 const MAX_BATCH_KEYS = 512;
+/**
+ * Script calls in flight at once. Past this, checks wait for an answer to come back (a bounded wait:
+ * the Limiter's deadline), and past MAX_WAITING they fail at once: Redis is not keeping up.
+ */
+const MAX_IN_FLIGHT = 64;
+const MAX_WAITING = 16_384;
+/**
+ * When nothing is in flight, a flush of more checks than this is split in two at least, so Redis
+ * runs one half while the client reads the other's answer and sends the next: with one call in
+ * flight at a time, client and server would take turns instead of working at the same time.
+ */
+const SPLIT_ABOVE = 8;
 /** Real-time floor of a key's TTL when the store is driven by a caller's clock. */
 const CLOCK_TTL_FLOOR_MS = 60_000;
 const SCAN_COUNT = 1000;
@@ -61,8 +73,9 @@ const SCAN_COUNT = 1000;
 interface Commands {
   status: string;
   options: { enableOfflineQueue?: boolean };
-  evalsha(sha: string, numkeys: number, ...args: (string | number)[]): Promise<unknown>;
-  eval(script: string, numkeys: number, ...args: (string | number)[]): Promise<unknown>;
+  /** [sha, numkeys, ...keys, ...args] (ioredis flattens one level of arrays). */
+  evalsha(args: string[]): Promise<unknown>;
+  eval(args: string[]): Promise<unknown>;
   unlink(...keys: string[]): Promise<number>;
   get(key: string): Promise<string | null>;
   pttl(key: string): Promise<number>;
@@ -106,6 +119,9 @@ export class RedisStore implements Store {
   /** Checks waiting for the next flush, by Cluster slot (0 for a single node). */
   private readonly queues = new Map<number, Check[]>();
   private scheduled = false;
+  /** Checks in `queues`, and script calls sent but not answered. */
+  private waiting = 0;
+  private inFlight = 0;
   /** Set while a client that does not queue offline makes its first connection. */
   private booting: Promise<void> | undefined;
   private readonly onError = (): void => {
@@ -261,7 +277,7 @@ export class RedisStore implements Store {
           node
             .pipeline(
               keys.flatMap((key) => [
-                ['get', key],
+                ['getBuffer', key],
                 ['pttl', key],
               ]),
             )
@@ -272,8 +288,9 @@ export class RedisStore implements Store {
         for (let i = 0; i < keys.length; i++) {
           const value = replies?.[2 * i]?.[1];
           const pttl = Number(replies?.[2 * i + 1]?.[1]);
-          if (typeof value !== 'string' || !(pttl > 0)) continue;
-          const numbers = value.split(' ').map(Number);
+          if (!Buffer.isBuffer(value) || !(pttl > 0)) continue;
+          const numbers = decodeState(value);
+          if (numbers === undefined) continue;
           const expires = numbers[0];
           // With the caller's clock, the clock's own expiry decides (the real TTL has a floor).
           if (now !== undefined && expires <= now) continue;
@@ -344,8 +361,17 @@ export class RedisStore implements Store {
       }
       now = String(time);
     }
+    if (this.waiting >= MAX_WAITING) {
+      return Promise.reject(
+        new FloodgateError(
+          'FLOODGATE_STORE_UNAVAILABLE',
+          `Redis is not keeping up (${this.description}): ${MAX_WAITING} checks are already waiting`,
+        ),
+      );
+    }
     const part = clientPart(key);
-    const keys = policies.map((policy) => redisKey(policy.bucket, part));
+    const keys = new Array<string>(policies.length);
+    for (let i = 0; i < policies.length; i++) keys[i] = redisKey(policies[i].bucket, part);
     const slot = this.cluster ? slotOf(part) : 0;
     return new Promise<PolicyDecision[]>((resolve, reject) => {
       let queue = this.queues.get(slot);
@@ -354,95 +380,153 @@ export class RedisStore implements Store {
         this.queues.set(slot, queue);
       }
       queue.push({ keys, policies, op, now, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        // setImmediate, not a microtask: checks from every socket read in this loop turn join the batch.
-        setImmediate(() => this.flush());
-      }
+      this.waiting++;
+      this.schedule();
     });
   }
 
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // setImmediate, not a microtask: checks from every socket read in this loop turn join the batch.
+    setImmediate(this.flushNow);
+  }
+
+  private readonly flushNow = (): void => this.flush();
+
+  /** Send what is waiting, in batches, as far as the calls in flight allow; the rest waits for answers. */
   private flush(): void {
     this.scheduled = false;
     for (const [slot, queue] of this.queues) {
-      this.queues.delete(slot);
+      const split = this.inFlight === 0 && queue.length > SPLIT_ABOVE;
+      const size = Math.min(this.maxBatch, split ? Math.ceil(queue.length / 2) : queue.length);
       let start = 0;
-      while (start < queue.length) {
+      while (start < queue.length && this.inFlight < MAX_IN_FLIGHT) {
         let end = start;
         let keys = 0;
         while (
           end < queue.length &&
-          end - start < this.maxBatch &&
+          end - start < size &&
           (end === start || keys + queue[end].keys.length <= MAX_BATCH_KEYS)
         ) {
           keys += queue[end].keys.length;
           end++;
         }
-        this.send(queue.slice(start, end));
+        this.send(start === 0 && end === queue.length ? queue : queue.slice(start, end), keys);
         start = end;
       }
+      this.waiting -= start;
+      if (start === queue.length) this.queues.delete(slot);
+      else queue.splice(0, start);
     }
   }
 
-  private send(batch: Check[]): void {
-    const sets = new Map<readonly Policy[], number>();
-    const setArgs: (string | number)[] = [];
-    const checkArgs: (string | number)[] = [];
-    const keys: string[] = [];
-    for (const check of batch) {
+  /**
+   * One script call for a batch. Consecutive checks with the same policies, op and clock reading
+   * (the usual case: one route, cost 1, Redis time) travel as one run, so a batch costs a few
+   * arguments plus its keys rather than several arguments per check.
+   */
+  private send(batch: Check[], keyCount: number): void {
+    const sets = new Map<readonly Policy[], string>();
+    const setArgs: string[] = [];
+    const runArgs: string[] = [];
+    const args: string[] = new Array(2 + keyCount);
+    args[0] = floodgateScript().sha;
+    args[1] = String(keyCount);
+    let k = 2;
+    let runs = 0;
+    let runStart = 0;
+    for (let c = 0; c < batch.length; c++) {
+      const check = batch[c];
+      const checkKeys = check.keys;
+      for (let i = 0; i < checkKeys.length; i++) args[k++] = checkKeys[i];
+      const next = batch[c + 1];
+      if (
+        next !== undefined &&
+        next.policies === check.policies &&
+        next.op === check.op &&
+        next.now === check.now
+      ) {
+        continue; // the run goes on
+      }
       let index = sets.get(check.policies);
       if (index === undefined) {
-        index = sets.size + 1;
+        index = String(sets.size + 1);
         sets.set(check.policies, index);
-        setArgs.push(check.policies.length);
-        for (const policy of check.policies) {
-          setArgs.push(ALGORITHMS[policy.algorithm].tag, policy.limit, policy.windowMs, policy.burst);
-        }
+        for (const arg of setArguments(check.policies)) setArgs.push(arg);
       }
-      checkArgs.push(index, check.op, check.now);
-      for (const key of check.keys) keys.push(key);
+      runArgs.push(String(c + 1 - runStart), index, check.op, check.now);
+      runs++;
+      runStart = c + 1;
     }
-    const args = [...keys, this.floorTtl, sets.size, ...setArgs, batch.length, ...checkArgs];
+    args.push(this.floorTtl, String(sets.size));
+    for (const arg of setArgs) args.push(arg);
+    args.push(String(runs));
+    for (const arg of runArgs) args.push(arg);
     this.stats.calls++;
     this.stats.checks += batch.length;
-    this.evaluate(keys.length, args)
-      .then((reply) => {
-        if (!Array.isArray(reply)) throw new Error(`unexpected script reply ${show(reply)}`);
+    this.inFlight++;
+    this.evaluate(args).then(
+      (reply) => {
+        this.settled();
+        if (!Array.isArray(reply) || reply.length !== 4 * keyCount) {
+          this.fail(batch, new Error(`unexpected script reply ${show(reply)}`));
+          return;
+        }
         let at = 0;
-        for (const check of batch) {
-          const decisions: PolicyDecision[] = new Array(check.policies.length);
-          for (let i = 0; i < check.policies.length; i++) {
-            const policy = check.policies[i];
+        for (let c = 0; c < batch.length; c++) {
+          const check = batch[c];
+          const policies = check.policies;
+          const decisions: PolicyDecision[] = new Array(policies.length);
+          for (let i = 0; i < policies.length; i++) {
+            const policy = policies[i];
             decisions[i] = {
               policy: policy.name,
               limit: policy.limit,
               windowMs: policy.windowMs,
               allowed: reply[at] === 1,
-              remaining: Number(reply[at + 1]),
-              resetMs: Number(reply[at + 2]),
-              retryAfterMs: Number(reply[at + 3]),
+              remaining: reply[at + 1] as number,
+              resetMs: reply[at + 2] as number,
+              retryAfterMs: reply[at + 3] as number,
             };
             at += 4;
           }
           check.resolve(decisions);
         }
-      })
-      .catch((error: unknown) => {
-        const failure = storeError(error);
-        for (const check of batch) check.reject(failure);
-      });
+      },
+      (error: unknown) => {
+        this.settled();
+        this.fail(batch, error);
+      },
+    );
   }
 
-  /** EVALSHA; on NOSCRIPT (restart, failover, SCRIPT FLUSH) send the script itself, which also caches it again. */
-  private async evaluate(numkeys: number, args: (string | number)[]): Promise<unknown> {
-    await this.ready();
-    const script = floodgateScript();
+  private fail(batch: Check[], error: unknown): void {
+    const failure = storeError(error);
+    for (const check of batch) check.reject(failure);
+  }
+
+  /** A call came back: checks held back by MAX_IN_FLIGHT may go now. */
+  private settled(): void {
+    this.inFlight--;
+    if (this.waiting > 0) this.schedule();
+  }
+
+  /**
+   * EVALSHA (args: sha, numkeys, keys and arguments); on NOSCRIPT (restart, failover, SCRIPT FLUSH)
+   * send the script itself, which also caches it again.
+   */
+  private evaluate(args: string[]): Promise<unknown> {
     try {
-      return await this.commands.evalsha(script.sha, numkeys, ...args);
+      const booting = this.ready();
+      if (booting !== undefined) return booting.then(() => this.evaluate(args));
     } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return await this.commands.eval(script.text, numkeys, ...args);
+      return Promise.reject(error);
     }
+    return this.commands.evalsha(args).catch((error: unknown) => {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return this.commands.eval([floodgateScript().text, ...args.slice(1)]);
+    });
   }
 
   private startBoot(): void {
@@ -528,6 +612,36 @@ export class RedisStore implements Store {
   private assertOpen(): void {
     if (this.closed) throw closedError();
   }
+}
+
+const setArgumentCache = new WeakMap<readonly Policy[], readonly string[]>();
+
+/** A route's policies as script arguments: n, then n x (tag, limit, windowMs, burst); cached per policies array. */
+function setArguments(policies: readonly Policy[]): readonly string[] {
+  let args = setArgumentCache.get(policies);
+  if (args === undefined) {
+    const built = [String(policies.length)];
+    for (const policy of policies) {
+      built.push(
+        ALGORITHMS[policy.algorithm].tag,
+        String(policy.limit),
+        String(policy.windowMs),
+        String(policy.burst),
+      );
+    }
+    args = built;
+    setArgumentCache.set(policies, args);
+  }
+  return args;
+}
+
+/** A stored value: a format byte (1 or 2), then little-endian doubles, expiresAt then the state (see lua/state.lua). */
+function decodeState(value: Buffer): number[] | undefined {
+  const count = (value.length - 1) / 8;
+  if (!Number.isInteger(count) || count < 1 || (value[0] !== 1 && value[0] !== 2)) return undefined;
+  const numbers = new Array<number>(count);
+  for (let i = 0; i < count; i++) numbers[i] = value.readDoubleLE(1 + 8 * i);
+  return numbers;
 }
 
 /** Failures that mean "Redis cannot be reached now" rather than "Redis refused this command". */

@@ -1,6 +1,6 @@
 /**
  * The floodgate script: the shared prelude, one file per algorithm (each mirrors the TypeScript step
- * beside it in algorithms/), and the batch driver, joined into one script so one EVALSHA checks every
+ * beside it in algorithms/), the state codec and key access, and the batch driver, joined into one script so one EVALSHA checks every
  * policy of a route whatever their algorithms. The .lua files are read from the package at first use:
  * beside this module in the sources (vitest, tsx), and in dist/lua/ once built (tsup copies them).
  */
@@ -17,6 +17,7 @@ const PARTS = [
   'token-bucket.lua',
   'leaky-bucket.lua',
   'gcra.lua',
+  'state.lua',
   'check.lua',
 ] as const;
 

@@ -2,7 +2,8 @@
 -- for a batch of checks in one call. Checks run in order, so a later check sees an earlier one's write.
 --
 -- ARGV: floorTtl, nSets, then per set: n, then n x (tag, limit, windowMs, burst),
---       then nChecks, then per check: setIndex, op (a cost, or 'p' for peek), now ('' = Redis TIME).
+--       then nRuns, then per run of consecutive checks alike: count, setIndex,
+--       op (a cost, or 'p' for peek), now ('' = Redis TIME).
 -- KEYS: per check, one key per policy of its set, in policy order.
 -- Returns per check, per policy: allowed (1/0), remaining, resetMs, retryAfterMs.
 
@@ -21,16 +22,68 @@ for s = 1, nsets do
   sets[s] = set
 end
 
-local server_now = nil
 local out = {}
-local k = 0
-local checks = tonumber(ARGV[a])
+local o = 0 -- entries in out (a counter: #out is a search per append)
+
+local function report(allowed, remaining, reset, retry)
+  out[o + 1] = allowed and 1 or 0
+  out[o + 2] = remaining
+  out[o + 3] = reset
+  out[o + 4] = retry
+  o = o + 4
+end
+
+-- peek: remaining and resetMs as they stand (cost 0), allowed and retryAfterMs for a cost of 1.
+local function peek(set, k, now)
+  for i = 1, #set do
+    local p = set[i]
+    local state = read_state(k + i, now)
+    local _, _, remaining, reset = p.step(state, now, p, 0)
+    local _, allowed, _, _, retry = p.step(state, now, p, 1)
+    report(allowed, remaining, reset, retry)
+  end
+end
+
+-- One policy (the usual route): consume() below without its tables. "All admit" is this policy
+-- admitting, and a denial has nothing to report again.
+local function consume_one(p, i, now, cost)
+  local state, allowed, remaining, reset, retry, ttl = p.step(read_state(i, now), now, p, cost)
+  if allowed then write_state(i, state, now, ttl, floor_ttl) end
+  report(allowed, remaining, reset, retry)
+end
+
+local function consume(set, k, now, cost)
+  local n = #set
+  local states = {}
+  local steps = {}
+  local all = true
+  for i = 1, n do
+    local p = set[i]
+    states[i] = read_state(k + i, now)
+    steps[i] = { p.step(states[i], now, p, cost) }
+    if not steps[i][2] then all = false end
+  end
+  for i = 1, n do
+    local r = steps[i]
+    if all then
+      write_state(k + i, r[1], now, r[6], floor_ttl)
+    elseif r[2] then
+      -- A denial consumes nothing: a policy that would have admitted reports what it has now.
+      local p = set[i]
+      r = { p.step(states[i], now, p, 0) }
+    end
+    report(r[2], r[3], r[4], r[5])
+  end
+end
+
+load_keys(KEYS)
+local server_now = nil
+local k = 0 -- keys used so far
+local runs = tonumber(ARGV[a])
 a = a + 1
-for _ = 1, checks do
-  local set = sets[tonumber(ARGV[a])]
-  local op = ARGV[a + 1]
-  local now = ARGV[a + 2]
-  a = a + 3
+for _ = 1, runs do
+  local count, set, op, now = tonumber(ARGV[a]), sets[tonumber(ARGV[a + 1])], ARGV[a + 2], ARGV[a + 3]
+  a = a + 4
   if now == '' then
     if server_now == nil then
       local t = redis.call('TIME')
@@ -41,43 +94,21 @@ for _ = 1, checks do
     now = tonumber(now)
   end
   local n = #set
-  local states = {}
-  for i = 1, n do states[i] = read_state(KEYS[k + i], now) end
   if op == 'p' then
-    -- peek: remaining and resetMs as they stand (cost 0), allowed and retryAfterMs for a cost of 1.
-    for i = 1, n do
-      local p = set[i]
-      local _, _, remaining, reset = p.step(states[i], now, p, 0)
-      local _, allowed, _, _, retry = p.step(states[i], now, p, 1)
-      out[#out + 1] = allowed and 1 or 0
-      out[#out + 1] = remaining
-      out[#out + 1] = reset
-      out[#out + 1] = retry
+    for _ = 1, count do
+      peek(set, k, now)
+      k = k + n
     end
+  elseif n == 1 then
+    local cost, p = tonumber(op), set[1]
+    for i = 1, count do consume_one(p, k + i, now, cost) end
+    k = k + count
   else
     local cost = tonumber(op)
-    local steps = {}
-    local all = true
-    for i = 1, n do
-      local p = set[i]
-      steps[i] = { p.step(states[i], now, p, cost) }
-      if not steps[i][2] then all = false end
-    end
-    for i = 1, n do
-      local r = steps[i]
-      if all then
-        write_state(KEYS[k + i], r[1], now, r[6], floor_ttl)
-      elseif r[2] then
-        -- A denial consumes nothing: a policy that would have admitted reports what it has now.
-        local p = set[i]
-        r = { p.step(states[i], now, p, 0) }
-      end
-      out[#out + 1] = r[2] and 1 or 0
-      out[#out + 1] = r[3]
-      out[#out + 1] = r[4]
-      out[#out + 1] = r[5]
+    for _ = 1, count do
+      consume(set, k, now, cost)
+      k = k + n
     end
   end
-  k = k + n
 end
 return out

@@ -3,7 +3,7 @@
 local function fw_current(state, now, window)
   -- A start in the future means the clock went back: restart the window at now.
   if state == nil or now >= state[1] + window then return now, 0 end
-  return math.min(state[1], now), state[2]
+  return min(state[1], now), state[2]
 end
 
 local function fw_admits(state, now, p, cost)
@@ -17,17 +17,17 @@ STEP.fw = function(state, now, p, cost)
   local start, count = fw_current(state, now, window)
   local until_end = start + window - now
   if count + cost <= limit then
-    local used = math.max(0, count + cost)
+    local used = max(0, count + cost)
     local reset = 0
     if used > 0 then reset = ceil_ms(until_end) end
-    return { start, used }, true, limit - used, reset, 0, math.max(1, ceil_ms(until_end))
+    return { start, used }, true, limit - used, reset, 0, max(1, ceil_ms(until_end))
   end
   local reset = ceil_ms(until_end)
   local retry
   if cost > limit then
-    retry = math.max(1, reset)
+    retry = max(1, reset)
   else
     retry = exact_wait(until_end, function(wait) return fw_admits(state, now + wait, p, cost) end)
   end
-  return { start, count }, false, limit - count, reset, retry, math.max(1, reset)
+  return { start, count }, false, limit - count, reset, retry, max(1, reset)
 end

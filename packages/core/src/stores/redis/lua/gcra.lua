@@ -7,7 +7,7 @@ local function gcra_current(state, now, p)
   if anchor > now then
     -- The clock went back: restart from now, with no more outstanding than the burst.
     anchor = now
-    units = math.min(units, p.burst)
+    units = min(units, p.burst)
   end
   if anchor + (units * p.window) / p.limit <= now then return now, 0 end
   return anchor, units
@@ -30,19 +30,19 @@ STEP.gcra = function(state, now, p, cost)
   local after = gcra_scaled_ahead(anchor, units, now, p, cost)
   if after <= tolerance then
     -- A refund that takes the TAT back past now leaves nothing outstanding.
-    local kept = math.max(0, after)
+    local kept = max(0, after)
     local reset = ceil_ms(kept / limit)
     local state_after
     if kept > 0 then state_after = { anchor, units + cost } else state_after = { now, 0 } end
-    return state_after, true, floor_units((tolerance - kept) / window), reset, 0, math.max(1, reset)
+    return state_after, true, floor_units((tolerance - kept) / window), reset, 0, max(1, reset)
   end
   local standing = gcra_scaled_ahead(anchor, units, now, p, 0)
   local reset = ceil_ms(standing / limit)
   local retry
   if cost > burst then
-    retry = math.max(1, reset)
+    retry = max(1, reset)
   else
     retry = exact_wait((after - tolerance) / limit, function(wait) return gcra_admits(state, now + wait, p, cost) end)
   end
-  return { anchor, units }, false, floor_units((tolerance - standing) / window), reset, retry, math.max(1, reset)
+  return { anchor, units }, false, floor_units((tolerance - standing) / window), reset, retry, max(1, reset)
 end

@@ -3,8 +3,8 @@
 local function lb_level_at(state, now, p)
   if state == nil then return 0 end
   -- min(): an update time in the future means the clock went back; drain nothing.
-  local elapsed = now - math.min(state[2], now)
-  return math.max(0, state[1] - (elapsed * p.limit) / p.window)
+  local elapsed = now - min(state[2], now)
+  return max(0, state[1] - (elapsed * p.limit) / p.window)
 end
 
 local function lb_admits(state, now, p, cost)
@@ -17,16 +17,16 @@ STEP.lb = function(state, now, p, cost)
   local level = lb_level_at(state, now, p)
   if fits(level + cost, burst) then
     -- Clamped both ways: a refund stops at empty; the slack in fits() may go a hair over the capacity.
-    local filled = math.min(burst, math.max(0, level + cost))
+    local filled = min(burst, max(0, level + cost))
     local reset = ceil_ms(filled * ms_per_unit)
-    return { filled, now }, true, floor_units(burst - filled), reset, 0, math.max(1, reset)
+    return { filled, now }, true, floor_units(burst - filled), reset, 0, max(1, reset)
   end
   local reset = ceil_ms(level * ms_per_unit)
   local retry
   if cost > burst then
-    retry = math.max(1, reset)
+    retry = max(1, reset)
   else
     retry = exact_wait((level + cost - burst) * ms_per_unit, function(wait) return lb_admits(state, now + wait, p, cost) end)
   end
-  return { level, now }, false, floor_units(burst - level), reset, retry, math.max(1, reset)
+  return { level, now }, false, floor_units(burst - level), reset, retry, max(1, reset)
 end

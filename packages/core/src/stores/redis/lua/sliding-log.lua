@@ -9,7 +9,7 @@ local function sl_live(state, now, window)
   while i + 1 <= #state do
     local t = state[i]
     if not (t + window <= now) then
-      entries[#entries + 1] = math.min(t, now)
+      entries[#entries + 1] = min(t, now)
       entries[#entries + 1] = state[i + 1]
     end
     i = i + 2
@@ -27,7 +27,7 @@ end
 local function sl_refund_newest(entries, units)
   while units > 0 and #entries > 0 do
     local last = #entries
-    local taken = math.min(units, entries[last])
+    local taken = min(units, entries[last])
     entries[last] = entries[last] - taken
     units = units - taken
     if entries[last] == 0 then
@@ -63,10 +63,10 @@ STEP.sl = function(state, now, p, cost)
       sl_refund_newest(entries, -cost)
     end
     local reset = sl_until_empty(entries, now, window)
-    return entries, true, limit - sl_total(entries), reset, 0, math.max(1, reset)
+    return entries, true, limit - sl_total(entries), reset, 0, max(1, reset)
   end
   local reset = sl_until_empty(entries, now, window)
-  local retry = math.max(1, reset)
+  local retry = max(1, reset)
   if cost <= limit then
     -- Wait until the oldest entries holding (used + cost - limit) units have left the window.
     local to_free = used + cost - limit
@@ -77,5 +77,5 @@ STEP.sl = function(state, now, p, cost)
     end
     retry = exact_wait(entries[i] + window - now, function(wait) return sl_admits(state, now + wait, p, cost) end)
   end
-  return entries, false, limit - used, reset, retry, math.max(1, reset)
+  return entries, false, limit - used, reset, retry, max(1, reset)
 end

@@ -2,7 +2,7 @@
 -- State: {windowStart, previousCount, currentCount}.
 
 local function sw_current(state, now, window)
-  local start = math.floor(now / window) * window
+  local start = floor(now / window) * window
   if state == nil then return start, 0, 0 end
   if state[1] == start then return start, state[2], state[3] end
   if state[1] == start - window then return start, state[3], 0 end
@@ -32,10 +32,10 @@ STEP.sw = function(state, now, p, cost)
   local used = sw_estimate(now, window, start, previous, count)
   if used + cost <= limit then
     -- A negative cost is a refund: it comes off this window's count, never below zero.
-    local counted = math.max(0, count + cost)
+    local counted = max(0, count + cost)
     local reset = sw_until_empty(now, window, start, previous, counted)
     return { start, previous, counted }, true, floor_units(limit - used - (counted - count)), reset, 0,
-      math.max(1, reset)
+      max(1, reset)
   end
   local reset = sw_until_empty(now, window, start, previous, count)
   local guess
@@ -46,9 +46,9 @@ STEP.sw = function(state, now, p, cost)
   end
   local retry
   if cost > limit then
-    retry = math.max(1, reset)
+    retry = max(1, reset)
   else
     retry = exact_wait(guess, function(wait) return sw_admits(state, now + wait, p, cost) end)
   end
-  return { start, previous, count }, false, floor_units(limit - used), reset, retry, math.max(1, reset)
+  return { start, previous, count }, false, floor_units(limit - used), reset, retry, max(1, reset)
 end

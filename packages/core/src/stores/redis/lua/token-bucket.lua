@@ -3,8 +3,8 @@
 local function tb_tokens_at(state, now, p)
   if state == nil then return p.burst end
   -- min(): an update time in the future means the clock went back; refill nothing.
-  local elapsed = now - math.min(state[2], now)
-  return math.min(p.burst, state[1] + (elapsed * p.limit) / p.window)
+  local elapsed = now - min(state[2], now)
+  return min(p.burst, state[1] + (elapsed * p.limit) / p.window)
 end
 
 local function tb_admits(state, now, p, cost)
@@ -17,16 +17,16 @@ STEP.tb = function(state, now, p, cost)
   local tokens = tb_tokens_at(state, now, p)
   if fits(cost, tokens) then
     -- Clamped both ways: the slack in fits() may take a hair below zero; a refund stops at the capacity.
-    local left = math.min(burst, math.max(0, tokens - cost))
+    local left = min(burst, max(0, tokens - cost))
     local reset = ceil_ms((burst - left) * ms_per_token)
-    return { left, now }, true, floor_units(left), reset, 0, math.max(1, reset)
+    return { left, now }, true, floor_units(left), reset, 0, max(1, reset)
   end
   local reset = ceil_ms((burst - tokens) * ms_per_token)
   local retry
   if cost > burst then
-    retry = math.max(1, reset)
+    retry = max(1, reset)
   else
     retry = exact_wait((cost - tokens) * ms_per_token, function(wait) return tb_admits(state, now + wait, p, cost) end)
   end
-  return { tokens, now }, false, floor_units(tokens), reset, retry, math.max(1, reset)
+  return { tokens, now }, false, floor_units(tokens), reset, retry, max(1, reset)
 end

@@ -1,0 +1,144 @@
+-- How states are stored: the codec, and the keys of this call read once and written with their TTL.
+--
+-- A value is a format byte, then doubles: the store clock's expiry time, then the algorithm state,
+-- little-endian, 8 bytes each. Binary doubles round-trip exactly and cost a tenth of formatting and
+-- parsing decimal text (%.17g). Format 1: written with Redis TIME, and Redis keeps the key at least
+-- until ceil(expiry) (PXAT); format 2: written with the caller's clock, where Redis time says nothing.
+local REDIS_TIME, CALLER_CLOCK = 1, 2
+-- Literal formats: this prelude runs on every call, and building them would cost more than a check.
+local CHUNK = 8
+local FORMATS = { 'd', 'dd', 'ddd', 'dddd', 'ddddd', 'dddddd', 'ddddddd', 'dddddddd' }
+local HEAD = { '<Bd', '<Bdd', '<Bddd', '<Bdddd', '<Bddddd', '<Bdddddd', '<Bddddddd', '<Bdddddddd' }
+local pack, unpack_struct, unpack = struct.pack, struct.unpack, unpack
+
+local function encode(format, expires_at, state)
+  local n = #state
+  if n < CHUNK then return pack(HEAD[n + 1], format, expires_at, unpack(state)) end
+  -- In chunks: Lua cannot pass a sliding log's thousands of numbers as one call's arguments.
+  local parts = { pack('<Bd', format, expires_at) }
+  for i = 1, n, CHUNK do
+    local last = min(i + CHUNK - 1, n)
+    parts[#parts + 1] = pack('<' .. FORMATS[last - i + 1], unpack(state, i, last))
+  end
+  return table.concat(parts)
+end
+
+-- format, expiresAt and {n1, n2, ...} from a stored value, or nil for a value that is not ours.
+local function decode(value)
+  local length = #value
+  -- The usual states (2 or 3 numbers) without a temporary table.
+  if length == 25 then
+    local format, e, a, b = unpack_struct('<Bddd', value)
+    if format == REDIS_TIME or format == CALLER_CLOCK then return format, e, { a, b } end
+    return nil
+  elseif length == 33 then
+    local format, e, a, b, c = unpack_struct('<Bdddd', value)
+    if format == REDIS_TIME or format == CALLER_CLOCK then return format, e, { a, b, c } end
+    return nil
+  end
+  local count = (length - 1) / 8
+  local format = string.byte(value, 1)
+  if count < 1 or count ~= floor(count) or (format ~= REDIS_TIME and format ~= CALLER_CLOCK) then
+    return nil
+  end
+  local _, expires_at = unpack_struct('<Bd', value)
+  local state = {}
+  local at = 10
+  local left = count - 1
+  while left > 0 do
+    local take = min(left, CHUNK)
+    local chunk = { unpack_struct('<' .. FORMATS[take], value, at) }
+    for i = 1, take do state[#state + 1] = chunk[i] end
+    at = chunk[take + 1] -- unpack's last result is the position after what it read
+    left = left - take
+  end
+  return format, expires_at, state
+end
+
+-- What this call knows of its keys, by position in KEYS: the values come from one MGET for the whole
+-- batch instead of a GET per check. A key that appears again (the same client twice in a batch) maps
+-- to its first position, so a later check sees an earlier one's write. Arrays, not tables by key
+-- name: filling four hash tables per call cost more than the checks' arithmetic.
+local first = {}   -- position in KEYS -> the position of the key's first appearance
+local raw          -- position -> value as read by MGET (false: no such key)
+local live = {}    -- position -> state (false: none), once decoded
+local expiry = {}  -- position -> the state's expiry by the store clock
+local kept = {}    -- position -> a time (ms) Redis keeps the key at least until, when known
+
+local function load_keys(keys)
+  local n = #keys
+  if n == 0 then return end
+  raw = redis.call('MGET', unpack(keys))
+  local seen = {}
+  local missing = {}
+  for i = 1, n do
+    local key = keys[i]
+    local at = seen[key]
+    if at == nil then
+      seen[key] = i
+      at = i
+      if not raw[i] then missing[#missing + 1] = key end
+    end
+    first[i] = at
+  end
+  -- MGET reads a key of another type as missing, where GET would fail: fail the same way, before
+  -- anything is written, rather than overwrite it.
+  if #missing > 0 and redis.call('EXISTS', unpack(missing)) > 0 then
+    error({ err = 'WRONGTYPE Operation against a key holding the wrong kind of value' })
+  end
+end
+
+-- The live state of KEYS[i] as of `now`, or nil for a key never seen or expired by the store clock.
+local function read_state(i, now)
+  i = first[i]
+  local state = live[i]
+  if state == nil then
+    state = false
+    local value = raw[i]
+    if value then
+      local format, expires_at, decoded = decode(value)
+      if format ~= nil then
+        state = decoded
+        expiry[i] = expires_at
+        if format == REDIS_TIME then kept[i] = ceil(expires_at) end
+      else
+        expiry[i] = -1 / 0 -- not ours: gone, below
+        state = {}
+      end
+    end
+    live[i] = state
+  end
+  if state == false then return nil end
+  if expiry[i] <= now then
+    -- Gone by the store clock: forget it now (as the memory store does), so a clock that later goes
+    -- back cannot bring it back.
+    redis.call('DEL', KEYS[i])
+    live[i] = false
+    kept[i] = nil
+    return nil
+  end
+  return state
+end
+
+-- Write the state of KEYS[i] with its TTL in the same command: no window where a key could live
+-- forever. With Redis time, the key expires at ceil(expiry) (PXAT), and a write whose expiry is no
+-- later than what Redis already keeps keeps that TTL (KEEPTTL): a window's writes share one expiry,
+-- and moving an expiry costs Redis as much as the rest of the write. `floor_ttl` (> 0 with the
+-- caller's clock) keeps keys alive in real time when the clock is the caller's own (test) clock.
+-- TTLs are whole ms (ceil_ms), so Redis formats the numbers as integers.
+local function write_state(i, state, now, ttl, floor_ttl)
+  i = first[i]
+  local key = KEYS[i]
+  local expires_at = now + ttl
+  if floor_ttl > 0 then
+    redis.call('SET', key, encode(CALLER_CLOCK, expires_at, state), 'PX', max(ttl, floor_ttl))
+  elseif kept[i] ~= nil and kept[i] >= expires_at then
+    redis.call('SET', key, encode(REDIS_TIME, expires_at, state), 'KEEPTTL')
+  else
+    local at = ceil(expires_at)
+    redis.call('SET', key, encode(REDIS_TIME, expires_at, state), 'PXAT', at)
+    kept[i] = at
+  end
+  live[i] = state
+  expiry[i] = expires_at
+end

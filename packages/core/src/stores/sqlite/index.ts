@@ -415,6 +415,7 @@ export class SqliteStore implements Store {
       group = this.pending.splice(0, MAX_GROUP);
       setImmediate(this.flush);
     }
+    if (group.length === 0) return;
     const results: unknown[] = new Array(group.length);
     try {
       this.runGroup.immediate(group, results);

@@ -35,6 +35,8 @@ export interface RouteStats {
   };
   transitions: { at: number; state: string }[];
   storeErrors: number;
+  /** The longest limiter.consume call on the server, in ms (the limiter alone, without HTTP). */
+  maxCheckMs: number;
   switches?: { at: number; from: number; to: number }[];
 }
 

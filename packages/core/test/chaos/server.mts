@@ -42,13 +42,21 @@ const config = JSON.parse(process.env.CHAOS_CONFIG ?? '{}') as Record<string, Ro
 const app = express();
 const routes: Record<
   string,
-  { limiter: Limiter; transitions: { at: number; state: string }[]; storeErrors: number; multi?: MultiStore }
+  {
+    limiter: Limiter;
+    transitions: { at: number; state: string }[];
+    storeErrors: number;
+    /** The longest limiter.consume call, in ms (the limiter alone, without HTTP). */
+    maxCheckMs: number;
+    multi?: MultiStore;
+  }
 > = {};
 
 for (const [name, route] of Object.entries(config)) {
   const entry = {
     transitions: [] as { at: number; state: string }[],
     storeErrors: 0,
+    maxCheckMs: 0,
   } as (typeof routes)[string];
   let store: Store | string = route.limiter.store;
   if (route.multi) {
@@ -66,7 +74,10 @@ for (const [name, route] of Object.entries(config)) {
   routes[name] = entry;
   app.get(`/${name}`, async (req, res) => {
     const key = typeof req.query.k === 'string' ? req.query.k : 'client';
+    const started = performance.now();
     const d = await entry.limiter.consume(key);
+    const took = performance.now() - started;
+    if (took > entry.maxCheckMs) entry.maxCheckMs = took;
     const body = { allowed: d.allowed, degraded: d.degraded, remaining: d.remaining, limit: d.limit };
     if (d.allowed) {
       res.status(200).json(body);
@@ -104,6 +115,7 @@ app.get('/__stats', (_req, res) => {
           health: entry.limiter.health(),
           transitions: entry.transitions,
           storeErrors: entry.storeErrors,
+          maxCheckMs: entry.maxCheckMs,
           // MultiStore switch times are on the monotonic clock (performance.timeOrigin + now()).
           switches: entry.multi?.switchLog.map((s) => ({
             ...s,

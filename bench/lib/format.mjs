@@ -48,3 +48,9 @@ export function renderTargets(targets) {
     rows: targets.map((t) => [t.name, t.wanted, t.measured, t.verdict]),
   });
 }
+
+/** ops/s for a table cell; flagged when some calls failed or came back degraded. */
+export function fmtOps(result) {
+  const text = fmtInt(result.opsPerSec);
+  return result.failures > 0 ? `${text} ⚠ ${fmtInt(result.failures)} failed` : text;
+}

@@ -77,6 +77,7 @@ export default async function run(ctx) {
   const sha = await admin.script('LOAD', ONE_INCR);
   const perRound = [];
   let floodgateMissing;
+  let floodgateFailures = 0;
   let worker;
   try {
     worker = await openWorker(import.meta.url, 'floodgate', { url: ctx.redis.url });
@@ -88,7 +89,9 @@ export default async function run(ctx) {
     for (let r = 0; r < rounds; r++) {
       const p1 = redisBenchmark(ctx.redis, sha, 1, requests[1]);
       const p16 = redisBenchmark(ctx.redis, sha, 16, requests[16]);
-      const fg = worker ? (await worker.call({ durationMs })).opsPerSec : undefined;
+      const res = worker ? await worker.call({ durationMs }) : undefined;
+      if (res?.failures > 0) floodgateFailures += res.failures;
+      const fg = res?.opsPerSec;
       perRound.push({ p1: p1.rps, p16: p16.rps, floodgate: fg });
       ctx.log(
         `  round ${r + 1}: -P 1 ${fmtInt(p1.rps)}/s, -P 16 ${fmtInt(p16.rps)}/s, floodgate ${fg ? fmtInt(fg) : floodgateMissing}`,
@@ -99,6 +102,8 @@ export default async function run(ctx) {
     if (ctx.redis.own) await admin.flushdb();
     admin.disconnect();
   }
+  if (floodgateFailures > 0)
+    floodgateMissing = `${fmtInt(floodgateFailures)} floodgate checks failed or came back degraded`;
   const med = (f) => median(perRound.map(f));
   const p1 = med((r) => r.p1);
   const p16 = med((r) => r.p16);

@@ -388,8 +388,11 @@ export class RedisStore implements Store {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    // setImmediate, not a microtask: checks from every socket read in this loop turn join the batch.
-    setImmediate(this.flushNow);
+    // Idle (nothing in flight): send at the end of this task, so a lone check does not wait for the
+    // loop turn, while checks made together (Promise.all) still share the call. Busy: setImmediate,
+    // so the checks from every socket read in this loop turn join the next batch.
+    if (this.inFlight === 0) queueMicrotask(this.flushNow);
+    else setImmediate(this.flushNow);
   }
 
   private readonly flushNow = (): void => this.flush();

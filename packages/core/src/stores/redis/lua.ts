@@ -9,16 +9,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { FloodgateError } from '../../errors.js';
 
-const PARTS = [
-  'shared.lua',
-  'fixed-window.lua',
-  'sliding-window.lua',
-  'sliding-log.lua',
-  'token-bucket.lua',
-  'leaky-bucket.lua',
-  'gcra.lua',
-  'state.lua',
-  'check.lua',
+/** The algorithm files, by the tag each registers its step under (STEP.fw = …). */
+const ALGORITHM_PARTS = [
+  ['fixed-window.lua', 'fw'],
+  ['sliding-window.lua', 'sw'],
+  ['sliding-log.lua', 'sl'],
+  ['token-bucket.lua', 'tb'],
+  ['leaky-bucket.lua', 'lb'],
+  ['gcra.lua', 'gcra'],
 ] as const;
 
 /** Where the .lua files may be, relative to this module (sources) or to the bundle (dist/index.js, dist/x/y.js). */
@@ -42,7 +40,11 @@ export function floodgateScript(): Script {
       `the Redis scripts (lua/*.lua) are missing beside ${fileURLToPath(import.meta.url)}; reinstall @floodgate/core`,
     );
   }
-  const text = PARTS.map((part) => `-- ${part}\n${readFileSync(new URL(part, dir), 'utf8')}`).join('\n');
+  const read = (part: string) => `-- ${part}\n${readFileSync(new URL(part, dir), 'utf8')}`;
+  // Redis runs the whole script on every call, and creating an algorithm's functions costs more than
+  // a check: each algorithm file is wrapped in a loader that check.lua runs only for the tags it meets.
+  const algorithms = ALGORITHM_PARTS.map(([part, tag]) => `LOAD.${tag} = function()\n${read(part)}\nend`);
+  const text = [read('shared.lua'), ...algorithms, read('state.lua'), read('check.lua')].join('\n');
   cached = { text, sha: createHash('sha1').update(text).digest('hex') };
   return cached;
 }

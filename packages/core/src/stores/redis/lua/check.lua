@@ -16,7 +16,9 @@ for s = 1, nsets do
   a = a + 1
   local set = {}
   for i = 1, n do
-    set[i] = { step = STEP[ARGV[a]], limit = tonumber(ARGV[a + 1]), window = tonumber(ARGV[a + 2]), burst = tonumber(ARGV[a + 3]) }
+    local tag = ARGV[a]
+    if STEP[tag] == nil then LOAD[tag]() end
+    set[i] = { step = STEP[tag], limit = tonumber(ARGV[a + 1]), window = tonumber(ARGV[a + 2]), burst = tonumber(ARGV[a + 3]) }
     a = a + 4
   end
   sets[s] = set

@@ -2,8 +2,10 @@
 -- state codec and key access are in state.lua). Every number goes through the same IEEE doubles as in JavaScript, in the same
 -- order of operations, so Lua and TypeScript reach the same decisions.
 
--- Algorithm steps by tag ('fw', 'sw', ...); each algorithm file registers its own.
+-- Algorithm steps by tag ('fw', 'sw', ...); each algorithm file registers its own when its loader
+-- (LOAD[tag], see lua.ts) runs.
 local STEP = {}
+local LOAD = {}
 
 -- Locals, not globals: a global is two table lookups per use, and these run several times per check.
 local floor, ceil, max, min = math.floor, math.ceil, math.max, math.min

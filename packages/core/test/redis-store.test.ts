@@ -261,6 +261,62 @@ describe('on a private standalone server', () => {
     expect(String((error.cause as Error).message)).toContain('WRONGTYPE');
   });
 
+  it('a batch that meets a key of another type writes nothing, not even its earlier checks', async () => {
+    const text = prefix();
+    const policies = parsePolicies('3/1m', { prefix: text });
+    await cli(server.port, 'hset', redisKey(policies[0].bucket, 'hash'), 'f', 'v');
+    // One call: the first check is fine, the second meets the hash.
+    const [first, second] = await Promise.allSettled([
+      store.consume('fine', policies, 1),
+      store.consume('hash', policies, 1),
+    ]);
+    expect(first.status).toBe('rejected');
+    expect(second.status).toBe('rejected');
+    expect(await cli(server.port, 'exists', redisKey(policies[0].bucket, 'fine'))).toBe('0');
+    expect(await cli(server.port, 'type', redisKey(policies[0].bucket, 'hash'))).toBe('hash');
+  });
+
+  it('keeps a window’s expiry on later writes (KEEPTTL) and moves a bucket’s forward', async () => {
+    const text = prefix();
+    const expiryOf = async (policies: ReturnType<typeof parsePolicies>) =>
+      Number(await cli(server.port, 'pexpiretime', redisKey(policies[0].bucket, 'e')));
+    const window = parsePolicies({ limit: 100, window: '1m' }, { prefix: text, algorithm: 'fixed-window' });
+    const bucket = parsePolicies({ limit: 100, window: '1m' }, { prefix: text, algorithm: 'token-bucket' });
+    await store.consume('e', window, 1);
+    await store.consume('e', bucket, 1);
+    const [windowAt, bucketAt] = [await expiryOf(window), await expiryOf(bucket)];
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect((await store.consume('e', window, 1))[0].remaining).toBe(98);
+    expect((await store.consume('e', bucket, 1))[0].remaining).toBe(98);
+    expect(await expiryOf(window)).toBe(windowAt); // same window, same end
+    expect(await expiryOf(bucket)).toBeGreaterThan(bucketAt); // 20 ms later and one more token to refill
+    expect(windowAt - Date.now()).toBeGreaterThan(55_000);
+    expect(windowAt - Date.now()).toBeLessThanOrEqual(60_001);
+  });
+
+  it('splits a flush into two calls when nothing is in flight, so Redis and the client overlap', async () => {
+    const policies = parsePolicies('1000/1m', { prefix: prefix() });
+    const before = { ...store.stats };
+    await Promise.all(Array.from({ length: 8 }, (_, i) => store.consume(`s${i}`, policies, 1)));
+    expect(store.stats.calls - before.calls).toBe(1); // 8 checks: one call
+    await Promise.all(Array.from({ length: 64 }, (_, i) => store.consume(`s${i}`, policies, 1)));
+    expect(store.stats.calls - before.calls).toBe(3); // 64 checks: two calls of 32
+    expect(store.stats.checks - before.checks).toBe(72);
+  });
+
+  it('bounds the checks waiting for Redis: past 16384 a check fails at once, the rest are all answered', async () => {
+    const policies = parsePolicies('1000000/1m', { prefix: prefix(), algorithm: 'fixed-window' });
+    const settled = await Promise.allSettled(
+      Array.from({ length: 16_400 }, (_, i) => store.consume(`w${i % 1000}`, policies, 1)),
+    );
+    const rejected = settled.filter((r) => r.status === 'rejected');
+    expect(rejected.length).toBe(16);
+    expect((rejected[0] as PromiseRejectedResult).reason.code).toBe('FLOODGATE_STORE_UNAVAILABLE');
+    // Sent 64 calls at a time (the in-flight bound), each batch answered in order.
+    const [last] = await store.consume('w999', policies, 1);
+    expect(last.remaining).toBe(1_000_000 - 17);
+  });
+
   it('clear removes only floodgate keys under the prefix', async () => {
     const text = prefix();
     const policies = parsePolicies('3/1m', { prefix: text });

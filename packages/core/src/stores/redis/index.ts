@@ -638,12 +638,15 @@ function setArguments(policies: readonly Policy[]): readonly string[] {
   return args;
 }
 
-/** A stored value: a format byte (1 or 2), then little-endian doubles, expiresAt then the state (see lua/state.lua). */
+/**
+ * A stored value: a format byte (1 or 2), a 16-bit offset, then little-endian doubles: expiresAt,
+ * then the state (see lua/state.lua).
+ */
 function decodeState(value: Buffer): number[] | undefined {
-  const count = (value.length - 1) / 8;
+  const count = (value.length - 3) / 8;
   if (!Number.isInteger(count) || count < 1 || (value[0] !== 1 && value[0] !== 2)) return undefined;
   const numbers = new Array<number>(count);
-  for (let i = 0; i < count; i++) numbers[i] = value.readDoubleLE(1 + 8 * i);
+  for (let i = 0; i < count; i++) numbers[i] = value.readDoubleLE(3 + 8 * i);
   return numbers;
 }
 

@@ -1,58 +1,59 @@
 -- How states are stored: the codec, and the keys of this call read once and written with their TTL.
 --
--- A value is a format byte, then doubles: the store clock's expiry time, then the algorithm state,
--- little-endian, 8 bytes each. Binary doubles round-trip exactly and cost a tenth of formatting and
--- parsing decimal text (%.17g). Format 1: written with Redis TIME, and Redis keeps the key at least
--- until ceil(expiry) (PXAT); format 2: written with the caller's clock, where Redis time says nothing.
+-- A value is a format byte, a 16-bit offset, then doubles: the store clock's expiry time, then the
+-- algorithm state, little-endian, 8 bytes each. Binary doubles round-trip exactly and cost a tenth
+-- of formatting and parsing decimal text (%.17g). Format 1: written with Redis TIME; Redis keeps
+-- the key at least until ceil(expiry) + offset (the PXAT it was given, see write_state). Format 2:
+-- written with the caller's clock, where Redis time says nothing (offset 0).
 local REDIS_TIME, CALLER_CLOCK = 1, 2
+local MAX_OFFSET = 32767
 -- Literal formats: this prelude runs on every call, and building them would cost more than a check.
 local CHUNK = 8
-local FORMATS = { 'd', 'dd', 'ddd', 'dddd', 'ddddd', 'dddddd', 'ddddddd', 'dddddddd' }
-local HEAD = { '<Bd', '<Bdd', '<Bddd', '<Bdddd', '<Bddddd', '<Bdddddd', '<Bddddddd', '<Bdddddddd' }
+local HEAD = { '<Bhd', '<Bhdd', '<Bhddd', '<Bhdddd', '<Bhddddd', '<Bhdddddd', '<Bhddddddd', '<Bhdddddddd' }
 local pack, unpack_struct, unpack = struct.pack, struct.unpack, unpack
 
-local function encode(format, expires_at, state)
+local function encode(format, offset, expires_at, state)
   local n = #state
-  if n < CHUNK then return pack(HEAD[n + 1], format, expires_at, unpack(state)) end
+  if n < CHUNK then return pack(HEAD[n + 1], format, offset, expires_at, unpack(state)) end
   -- In chunks: Lua cannot pass a sliding log's thousands of numbers as one call's arguments.
-  local parts = { pack('<Bd', format, expires_at) }
+  local parts = { pack('<Bhd', format, offset, expires_at) }
   for i = 1, n, CHUNK do
     local last = min(i + CHUNK - 1, n)
-    parts[#parts + 1] = pack('<' .. FORMATS[last - i + 1], unpack(state, i, last))
+    parts[#parts + 1] = pack('<' .. string.rep('d', last - i + 1), unpack(state, i, last))
   end
   return table.concat(parts)
 end
 
--- format, expiresAt and {n1, n2, ...} from a stored value, or nil for a value that is not ours.
+-- format, offset, expiresAt and {n1, n2, ...} from a stored value, or nil for a value not ours.
 local function decode(value)
   local length = #value
   -- The usual states (2 or 3 numbers) without a temporary table.
-  if length == 25 then
-    local format, e, a, b = unpack_struct('<Bddd', value)
-    if format == REDIS_TIME or format == CALLER_CLOCK then return format, e, { a, b } end
+  if length == 27 then
+    local format, offset, e, a, b = unpack_struct('<Bhddd', value)
+    if format == REDIS_TIME or format == CALLER_CLOCK then return format, offset, e, { a, b } end
     return nil
-  elseif length == 33 then
-    local format, e, a, b, c = unpack_struct('<Bdddd', value)
-    if format == REDIS_TIME or format == CALLER_CLOCK then return format, e, { a, b, c } end
+  elseif length == 35 then
+    local format, offset, e, a, b, c = unpack_struct('<Bhdddd', value)
+    if format == REDIS_TIME or format == CALLER_CLOCK then return format, offset, e, { a, b, c } end
     return nil
   end
-  local count = (length - 1) / 8
+  local count = (length - 3) / 8
   local format = string.byte(value, 1)
   if count < 1 or count ~= floor(count) or (format ~= REDIS_TIME and format ~= CALLER_CLOCK) then
     return nil
   end
-  local _, expires_at = unpack_struct('<Bd', value)
+  local _, offset, expires_at = unpack_struct('<Bhd', value)
   local state = {}
-  local at = 10
+  local at = 12
   local left = count - 1
   while left > 0 do
     local take = min(left, CHUNK)
-    local chunk = { unpack_struct('<' .. FORMATS[take], value, at) }
+    local chunk = { unpack_struct('<' .. string.rep('d', take), value, at) }
     for i = 1, take do state[#state + 1] = chunk[i] end
     at = chunk[take + 1] -- unpack's last result is the position after what it read
     left = left - take
   end
-  return format, expires_at, state
+  return format, offset, expires_at, state
 end
 
 -- What this call knows of its keys, by position in KEYS: the values come from one MGET for the whole
@@ -63,7 +64,7 @@ local first = {}   -- position in KEYS -> the position of the key's first appear
 local raw          -- position -> value as read by MGET (false: no such key)
 local live = {}    -- position -> state (false: none), once decoded
 local expiry = {}  -- position -> the state's expiry by the store clock
-local kept = {}    -- position -> a time (ms) Redis keeps the key at least until, when known
+local kept = {}    -- position -> the time (ms) Redis keeps the key until, when known
 
 local function load_keys(keys)
   local n = #keys
@@ -96,11 +97,11 @@ local function read_state(i, now)
     state = false
     local value = raw[i]
     if value then
-      local format, expires_at, decoded = decode(value)
+      local format, offset, expires_at, decoded = decode(value)
       if format ~= nil then
         state = decoded
         expiry[i] = expires_at
-        if format == REDIS_TIME then kept[i] = ceil(expires_at) end
+        if format == REDIS_TIME then kept[i] = ceil(expires_at) + offset end
       else
         expiry[i] = -1 / 0 -- not ours: gone, below
         state = {}
@@ -121,22 +122,27 @@ local function read_state(i, now)
 end
 
 -- Write the state of KEYS[i] with its TTL in the same command: no window where a key could live
--- forever. With Redis time, the key expires at ceil(expiry) (PXAT), and a write whose expiry is no
--- later than what Redis already keeps keeps that TTL (KEEPTTL): a window's writes share one expiry,
--- and moving an expiry costs Redis as much as the rest of the write. `floor_ttl` (> 0 with the
--- caller's clock) keeps keys alive in real time when the clock is the caller's own (test) clock.
--- TTLs are whole ms (ceil_ms), so Redis formats the numbers as integers.
+-- forever. With Redis time the key expires at ceil(expiry) (PXAT). A write whose expiry is less than
+-- 1 ms past the time Redis already keeps the key keeps that TTL (KEEPTTL) and records how far that
+-- time is from its own expiry (the offset): a window's writes share one end (their TTLs, whole ms
+-- rounded up from different times, differ by under 1 ms), and moving an expiry costs Redis as much
+-- as the rest of the write. Redis then drops a key at most 1 ms before its expiry, as PX with a
+-- whole-ms TTL always did. `floor_ttl` (> 0 with the caller's clock) keeps keys alive in real time
+-- when the clock is the caller's own (test) clock. TTLs are whole ms (ceil_ms), so Redis formats
+-- the numbers as integers.
 local function write_state(i, state, now, ttl, floor_ttl)
   i = first[i]
   local key = KEYS[i]
   local expires_at = now + ttl
   if floor_ttl > 0 then
-    redis.call('SET', key, encode(CALLER_CLOCK, expires_at, state), 'PX', max(ttl, floor_ttl))
-  elseif kept[i] ~= nil and kept[i] >= expires_at then
-    redis.call('SET', key, encode(REDIS_TIME, expires_at, state), 'KEEPTTL')
+    redis.call('SET', key, encode(CALLER_CLOCK, 0, expires_at, state), 'PX', max(ttl, floor_ttl))
+  elseif kept[i] ~= nil and kept[i] + 1 > expires_at then
+    -- A refund can bring the expiry far back: a smaller offset still says "at least until".
+    local offset = min(kept[i] - ceil(expires_at), MAX_OFFSET)
+    redis.call('SET', key, encode(REDIS_TIME, offset, expires_at, state), 'KEEPTTL')
   else
     local at = ceil(expires_at)
-    redis.call('SET', key, encode(REDIS_TIME, expires_at, state), 'PXAT', at)
+    redis.call('SET', key, encode(REDIS_TIME, 0, expires_at, state), 'PXAT', at)
     kept[i] = at
   end
   live[i] = state

@@ -202,8 +202,8 @@ export class SqliteStore implements Store {
         `UPDATE ${ENTRIES_TABLE} SET state = ?, expires_at = ?, sweep_after = ? WHERE id = ?`,
       );
       this.remove = db.prepare(`DELETE FROM ${ENTRIES_TABLE} WHERE bucket = ? AND key = ?`);
-      // Buckets sharing a prefix are adjacent in the primary key's order, so both statements start
-      // at the prefix and the page walk stops at the first bucket outside it.
+      // Buckets sharing a prefix are adjacent in the (bucket, key) index's order, so both statements
+      // start at the prefix, and the entries() page walk stops at the first bucket outside it.
       this.removePrefix = db.prepare(
         `DELETE FROM ${ENTRIES_TABLE} WHERE bucket >= @prefix AND substr(bucket, 1, length(@prefix)) = @prefix`,
       );

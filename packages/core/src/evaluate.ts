@@ -8,7 +8,10 @@ import type { AlgorithmState, Policy, PolicyDecision, StepResult } from './types
 export interface Evaluation {
   readonly allowed: boolean;
   readonly decisions: PolicyDecision[];
-  /** One step per policy; on an admission, the states to write (with their TTLs). */
+  /**
+   * One step per policy: on an admission, the states to write (with their TTLs); on a denial, each
+   * policy's state as it stands now (nothing consumed), to be written only where `rewound` is set.
+   */
   readonly steps: StepResult[];
 }
 
@@ -43,11 +46,9 @@ export function evaluate(
   }
   const decisions: PolicyDecision[] = new Array(policies.length);
   for (let i = 0; i < policies.length; i++) {
-    const step =
-      !allowed && steps[i].allowed
-        ? ALGORITHMS[policies[i].algorithm].step(states[i], now, policies[i], 0)
-        : steps[i];
-    decisions[i] = toPolicyDecision(policies[i], step);
+    if (!allowed && steps[i].allowed)
+      steps[i] = ALGORITHMS[policies[i].algorithm].step(states[i], now, policies[i], 0);
+    decisions[i] = toPolicyDecision(policies[i], steps[i]);
   }
   return { allowed, decisions, steps };
 }

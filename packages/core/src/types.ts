@@ -49,6 +49,12 @@ export interface StepResult {
   readonly retryAfterMs: number;
   /** Integer >= 1: how long the new state matters; a store may drop it after this. */
   readonly ttlMs: number;
+  /**
+   * True when the stored state lay in the future (the clock went back) and was pulled back to now.
+   * A store then writes `state` even on a denial — it consumes nothing, it only re-dates the state —
+   * so the key is not blocked until the clock catches up with its old time.
+   */
+  readonly rewound: boolean;
 }
 
 /**

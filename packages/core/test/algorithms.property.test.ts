@@ -286,6 +286,44 @@ describe('algorithms agree with their reference models', () => {
   });
 });
 
+describe('clock jumps through the memory store', () => {
+  it('after any sequence of jumps, a denied call passes once its retryAfterMs has elapsed', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...(Object.keys(ALGORITHMS) as AlgorithmName[])),
+        fc.array(
+          fc.record({
+            jump: fc.integer({ min: -7_200_000, max: 7_200_000 }),
+            cost: fc.integer({ min: 0, max: 5 }),
+          }),
+          {
+            minLength: 1,
+            maxLength: 15,
+          },
+        ),
+        fc.integer({ min: 1, max: 5 }),
+        (algorithm, steps, cost) => {
+          let now = ORIGIN;
+          const store = new MemoryStore({ clock: () => now, sweepIntervalMs: 0 });
+          const policies = parsePolicies({ limit: 5, window: '1m', algorithm }, { prefix: '' });
+          for (const step of steps) {
+            now += step.jump;
+            store.consumeSync('k', policies, step.cost);
+          }
+          let decision = store.consumeSync('k', policies, cost)[0];
+          for (let i = 0; i < 10 && decision.allowed; i++)
+            decision = store.consumeSync('k', policies, cost)[0];
+          expect(decision.allowed).toBe(false);
+          expect(decision.retryAfterMs).toBeLessThanOrEqual(2 * 60_000);
+          now += decision.retryAfterMs;
+          expect(store.consumeSync('k', policies, cost)[0].allowed).toBe(true);
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+});
+
 describe('several policies through the memory store', () => {
   it('admit exactly when every reference admits, and a denial changes no reference', () => {
     const algorithms = Object.keys(ALGORITHMS) as AlgorithmName[];

@@ -24,6 +24,7 @@ export const fixedWindow: Algorithm = {
   name: 'fixed-window',
   tag: 'fw',
   step(state, now, policy, cost): StepResult {
+    const rewound = state !== undefined && state[0] > now;
     const { limit, windowMs } = policy;
     const [start, count] = current(state, now, windowMs);
     const untilEnd = start + windowMs - now;
@@ -36,19 +37,24 @@ export const fixedWindow: Algorithm = {
         resetMs: used > 0 ? ceilMs(untilEnd) : 0,
         retryAfterMs: 0,
         ttlMs: Math.max(1, ceilMs(untilEnd)),
+        rewound,
       };
     }
     const resetMs = ceilMs(untilEnd);
+    // Waits are measured from the state as it stands now (clamped if the clock went back), which is
+    // what a store keeps after this denial, so the promised retry holds.
+    const standing = [start, count];
     return {
-      state: [start, count],
+      state: standing,
       allowed: false,
       remaining: limit - count,
       resetMs,
       retryAfterMs:
         cost > limit
           ? Math.max(1, resetMs)
-          : exactWait(untilEnd, (wait) => admits(state, now + wait, policy, cost)),
+          : exactWait(untilEnd, (wait) => admits(standing, now + wait, policy, cost)),
       ttlMs: Math.max(1, resetMs),
+      rewound,
     };
   },
 };

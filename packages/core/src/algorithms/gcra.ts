@@ -44,6 +44,7 @@ export const gcra: Algorithm = {
   name: 'gcra',
   tag: 'gcra',
   step(state, now, policy, cost): StepResult {
+    const rewound = state !== undefined && state[0] > now;
     const { limit, windowMs, burst } = policy;
     const tolerance = burst * windowMs;
     const [anchor, units] = current(state, now, policy);
@@ -59,20 +60,25 @@ export const gcra: Algorithm = {
         resetMs,
         retryAfterMs: 0,
         ttlMs: Math.max(1, resetMs),
+        rewound,
       };
     }
-    const standing = scaledAhead(anchor, units, now, policy, 0);
-    const resetMs = ceilMs(standing / limit);
+    const outstanding = scaledAhead(anchor, units, now, policy, 0);
+    const resetMs = ceilMs(outstanding / limit);
+    // Waits are measured from the state as it stands now (clamped if the clock went back), which is
+    // what a store keeps after this denial, so the promised retry holds.
+    const standing = [anchor, units];
     return {
-      state: [anchor, units],
+      state: standing,
       allowed: false,
-      remaining: floorUnits((tolerance - standing) / windowMs),
+      remaining: floorUnits((tolerance - outstanding) / windowMs),
       resetMs,
       retryAfterMs:
         cost > burst
           ? Math.max(1, resetMs)
-          : exactWait((after - tolerance) / limit, (wait) => admits(state, now + wait, policy, cost)),
+          : exactWait((after - tolerance) / limit, (wait) => admits(standing, now + wait, policy, cost)),
       ttlMs: Math.max(1, resetMs),
+      rewound,
     };
   },
 };

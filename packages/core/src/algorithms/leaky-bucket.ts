@@ -24,6 +24,7 @@ export const leakyBucket: Algorithm = {
   name: 'leaky-bucket',
   tag: 'lb',
   step(state, now, policy, cost): StepResult {
+    const rewound = state !== undefined && state[1] > now;
     const { limit, windowMs, burst } = policy;
     const msPerUnit = windowMs / limit;
     const level = levelAt(state, now, policy);
@@ -38,19 +39,26 @@ export const leakyBucket: Algorithm = {
         resetMs,
         retryAfterMs: 0,
         ttlMs: Math.max(1, resetMs),
+        rewound,
       };
     }
     const resetMs = ceilMs(level * msPerUnit);
+    // Waits are measured from the state as it stands now (clamped if the clock went back), which is
+    // what a store keeps after this denial, so the promised retry holds.
+    const standing = [level, now];
     return {
-      state: [level, now],
+      state: standing,
       allowed: false,
       remaining: floorUnits(burst - level),
       resetMs,
       retryAfterMs:
         cost > burst
           ? Math.max(1, resetMs)
-          : exactWait((level + cost - burst) * msPerUnit, (wait) => admits(state, now + wait, policy, cost)),
+          : exactWait((level + cost - burst) * msPerUnit, (wait) =>
+              admits(standing, now + wait, policy, cost),
+            ),
       ttlMs: Math.max(1, resetMs),
+      rewound,
     };
   },
 };

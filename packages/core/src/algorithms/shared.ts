@@ -5,7 +5,8 @@
 
 /** Whole milliseconds, rounded up, never negative: used for resetMs. */
 export function ceilMs(ms: number): number {
-  return ms > 0 ? Math.ceil(ms - 1e-9) : 0;
+  // max(): Math.ceil(-1e-10) is -0, which is not the 0 callers compare with.
+  return ms > 0 ? Math.max(0, Math.ceil(ms - 1e-9)) : 0;
 }
 
 /** Whole units left, rounded down, never negative. The tiny slack absorbs float noise like 2.9999999999. */

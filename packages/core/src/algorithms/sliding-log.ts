@@ -50,6 +50,7 @@ export const slidingLog: Algorithm = {
   name: 'sliding-log',
   tag: 'sl',
   step(state, now, policy, cost): StepResult {
+    const rewound = state !== undefined && state.length >= 2 && state[state.length - 2] > now;
     const { limit, windowMs } = policy;
     const entries = live(state, now, windowMs);
     const used = total(entries);
@@ -69,6 +70,7 @@ export const slidingLog: Algorithm = {
         resetMs,
         retryAfterMs: 0,
         ttlMs: Math.max(1, resetMs),
+        rewound,
       };
     }
     const resetMs = untilEmpty(entries, now, windowMs);
@@ -82,7 +84,7 @@ export const slidingLog: Algorithm = {
         i += 2;
       }
       retryAfterMs = exactWait(entries[i] + windowMs - now, (wait) =>
-        admits(state, now + wait, policy, cost),
+        admits(entries, now + wait, policy, cost),
       );
     }
     return {
@@ -92,6 +94,7 @@ export const slidingLog: Algorithm = {
       resetMs,
       retryAfterMs,
       ttlMs: Math.max(1, resetMs),
+      rewound,
     };
   },
 };

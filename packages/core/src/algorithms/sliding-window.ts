@@ -56,6 +56,7 @@ export const slidingWindow: Algorithm = {
     const { limit, windowMs } = policy;
     // current(), unrolled: this is the hot path of the default algorithm, and the tuple costs ~10 ns.
     const start = Math.floor(now / windowMs) * windowMs;
+    const rewound = state !== undefined && state[0] > start;
     const how = relation(state, start, windowMs);
     const previous =
       how === SAME ? (state as AlgorithmState)[1] : how === PREVIOUS ? (state as AlgorithmState)[2] : 0;
@@ -72,6 +73,7 @@ export const slidingWindow: Algorithm = {
         resetMs,
         retryAfterMs: 0,
         ttlMs: Math.max(1, resetMs),
+        rewound,
       };
     }
     const resetMs = untilEmpty(now, windowMs, start, previous, count);
@@ -83,16 +85,20 @@ export const slidingWindow: Algorithm = {
       // This window's count must become the previous one and fade enough.
       guess = start + windowMs + windowMs * (1 - (limit - cost) / count) - now;
     }
+    // Waits are measured from the state as it stands now (clamped if the clock went back), which is
+    // what a store keeps after this denial, so the promised retry holds.
+    const standing = [start, previous, count];
     return {
-      state: [start, previous, count],
+      state: standing,
       allowed: false,
       remaining: floorUnits(limit - used),
       resetMs,
       retryAfterMs:
         cost > limit
           ? Math.max(1, resetMs)
-          : exactWait(guess, (wait) => admits(state, now + wait, policy, cost)),
+          : exactWait(guess, (wait) => admits(standing, now + wait, policy, cost)),
       ttlMs: Math.max(1, resetMs),
+      rewound,
     };
   },
 };

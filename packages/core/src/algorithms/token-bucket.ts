@@ -23,6 +23,7 @@ export const tokenBucket: Algorithm = {
   name: 'token-bucket',
   tag: 'tb',
   step(state, now, policy, cost): StepResult {
+    const rewound = state !== undefined && state[1] > now;
     const { limit, windowMs, burst } = policy;
     const msPerToken = windowMs / limit;
     const tokens = tokensAt(state, now, policy);
@@ -37,19 +38,24 @@ export const tokenBucket: Algorithm = {
         resetMs,
         retryAfterMs: 0,
         ttlMs: Math.max(1, resetMs),
+        rewound,
       };
     }
     const resetMs = ceilMs((burst - tokens) * msPerToken);
+    // Waits are measured from the state as it stands now (clamped if the clock went back), which is
+    // what a store keeps after this denial, so the promised retry holds.
+    const standing = [tokens, now];
     return {
-      state: [tokens, now],
+      state: standing,
       allowed: false,
       remaining: floorUnits(tokens),
       resetMs,
       retryAfterMs:
         cost > burst
           ? Math.max(1, resetMs)
-          : exactWait((cost - tokens) * msPerToken, (wait) => admits(state, now + wait, policy, cost)),
+          : exactWait((cost - tokens) * msPerToken, (wait) => admits(standing, now + wait, policy, cost)),
       ttlMs: Math.max(1, resetMs),
+      rewound,
     };
   },
 };

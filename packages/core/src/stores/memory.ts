@@ -183,31 +183,20 @@ export class MemoryStore implements Store {
       if (result.allowed) {
         this.write(this.table(policies[i].bucket), key, slots[i], policies[i], step.state, now, step.ttlMs);
       } else if (slots[i] !== NONE) {
-        if (step.allowed) this.touch(slots[i]);
-        else this.denied(this.table(policies[i].bucket), key, slots[i], policies[i], step, now);
+        this.denied(this.table(policies[i].bucket), key, slots[i], policies[i], step, now);
       }
     }
     return result.decisions;
   }
 
   /**
-   * Whether `slot` was written at a time later than `now`: it expires further ahead than any state
-   * of this policy can matter (two windows, or the time to refill the burst). Only an injected clock
-   * that went back can do that; the default clock is monotonic.
-   */
-  private fromTheFuture(slot: number, policy: Policy, now: number): boolean {
-    const horizon = 2 * policy.windowMs * Math.max(1, policy.burst / policy.limit) + 2;
-    return this.expiresAt[slot] - now > horizon;
-  }
-
-  /**
    * A denial writes nothing, but it is a use: a key denied again and again stays the most recently
    * used, so pressure from other keys cannot evict it and hand it a fresh limit.
    *
-   * After the clock went back, a denial also stores the algorithm's own view of the state as of now
-   * (it pulls future times back to now, consuming nothing). Without this, every call would see the
-   * same future state and the key would stay blocked until the clock caught up with its old time:
-   * for as long as the jump, not for about one window.
+   * After the clock went back (`step.rewound`), a denial also stores the algorithm's own view of the
+   * state as of now (future times pulled back to now, nothing consumed). Without this, every call
+   * would see the same future state and the key would stay blocked until the clock caught up with
+   * its old time: for as long as the jump, not for about one window.
    */
   private denied(
     table: Table,
@@ -217,8 +206,7 @@ export class MemoryStore implements Store {
     step: StepResult,
     now: number,
   ): void {
-    if (this.fromTheFuture(slot, policy, now))
-      this.write(table, key, slot, policy, step.state, now, step.ttlMs);
+    if (step.rewound) this.write(table, key, slot, policy, step.state, now, step.ttlMs);
     else this.touch(slot);
   }
 

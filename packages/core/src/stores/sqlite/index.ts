@@ -438,10 +438,12 @@ export class SqliteStore implements Store {
       states[i] = live(rows[i], now);
     }
     const result = evaluate(policies, states, now, cost);
-    if (result.allowed) {
-      // The write lock is held since the reads, so a row read here is still there to update.
-      for (let i = 0; i < n; i++) {
-        const step = result.steps[i];
+    // An admission writes every policy; a denial writes only states the clock went back past
+    // (re-dated to now, nothing consumed), so a wall-clock step back cannot block a key for its length.
+    for (let i = 0; i < n; i++) {
+      const step = result.steps[i];
+      if (result.allowed || step.rewound) {
+        // The write lock is held since the reads, so a row read here is still there to update.
         const state = encodeState(step.state);
         const expiresAt = now + step.ttlMs;
         const minute = sweepAfter(expiresAt);

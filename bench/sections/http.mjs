@@ -61,7 +61,7 @@ export default async function run(ctx) {
     : {
         warmup: 0.7,
         seconds: 2,
-        rounds: 5,
+        rounds: 6,
         modes: [false, true],
         variants: ['peer', 'peer-redis', 'floodgate', 'floodgate-redis'],
       };

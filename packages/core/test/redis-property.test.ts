@@ -86,12 +86,14 @@ class Reference {
   consume(key: string, policies: readonly Policy[], now: number, cost: number): PolicyDecision[] {
     const states = policies.map((policy) => this.read(policy, key, now));
     const result = evaluate(policies, states, now, cost);
-    if (result.allowed) {
-      policies.forEach((policy, i) => {
-        const step = result.steps[i];
+    // An admission writes every policy; a denial writes only states the clock went back past
+    // (re-dated to now, nothing consumed), as every store does.
+    policies.forEach((policy, i) => {
+      const step = result.steps[i];
+      if (result.allowed || step.rewound) {
         this.entries.set(`${policy.bucket}\u0000${key}`, { state: step.state, expiresAt: now + step.ttlMs });
-      });
-    }
+      }
+    });
     return result.decisions;
   }
 

@@ -49,8 +49,9 @@ end
 -- One policy (the usual route): consume() below without its tables. "All admit" is this policy
 -- admitting, and a denial has nothing to report again.
 local function consume_one(p, i, now, cost)
-  local state, allowed, remaining, reset, retry, ttl = p.step(read_state(i, now), now, p, cost)
-  if allowed then write_state(i, state, now, ttl, floor_ttl) end
+  local state, allowed, remaining, reset, retry, ttl, rewound = p.step(read_state(i, now), now, p, cost)
+  -- A denial writes only a state the clock went back past, re-dated to now (nothing consumed).
+  if allowed or rewound then write_state(i, state, now, ttl, floor_ttl) end
   report(allowed, remaining, reset, retry)
 end
 
@@ -74,6 +75,8 @@ local function consume(set, k, now, cost)
       local p = set[i]
       r = { p.step(states[i], now, p, 0) }
     end
+    -- A denial writes only states the clock went back past, re-dated to now (nothing consumed).
+    if not all and r[7] then write_state(k + i, r[1], now, r[6], floor_ttl) end
     report(r[2], r[3], r[4], r[5])
   end
 end

@@ -12,7 +12,10 @@ local function fw_admits(state, now, p, cost)
 end
 
 -- Returns state, allowed, remaining, resetMs, retryAfterMs, ttlMs (like StepResult).
+-- rewound: the stored state lay in the future (the clock went back); the store then writes the
+-- state as it stands now even on a denial (nothing consumed), as the TypeScript steps say.
 STEP.fw = function(state, now, p, cost)
+  local rewound = state ~= nil and state[1] > now
   local limit, window = p.limit, p.window
   local start, count = fw_current(state, now, window)
   local until_end = start + window - now
@@ -20,14 +23,16 @@ STEP.fw = function(state, now, p, cost)
     local used = max(0, count + cost)
     local reset = 0
     if used > 0 then reset = ceil_ms(until_end) end
-    return { start, used }, true, limit - used, reset, 0, max(1, ceil_ms(until_end))
+    return { start, used }, true, limit - used, reset, 0, max(1, ceil_ms(until_end)), rewound
   end
   local reset = ceil_ms(until_end)
+  -- Waits are measured from the state as it stands now, which is what the store keeps after this denial.
+  local standing = { start, count }
   local retry
   if cost > limit then
     retry = max(1, reset)
   else
-    retry = exact_wait(until_end, function(wait) return fw_admits(state, now + wait, p, cost) end)
+    retry = exact_wait(until_end, function(wait) return fw_admits(standing, now + wait, p, cost) end)
   end
-  return { start, count }, false, limit - count, reset, retry, max(1, reset)
+  return standing, false, limit - count, reset, retry, max(1, reset), rewound
 end

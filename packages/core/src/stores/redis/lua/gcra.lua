@@ -26,6 +26,7 @@ end
 STEP.gcra = function(state, now, p, cost)
   local limit, window, burst = p.limit, p.window, p.burst
   local tolerance = burst * window
+  local rewound = state ~= nil and state[1] > now
   local anchor, units = gcra_current(state, now, p)
   local after = gcra_scaled_ahead(anchor, units, now, p, cost)
   if after <= tolerance then
@@ -34,15 +35,17 @@ STEP.gcra = function(state, now, p, cost)
     local reset = ceil_ms(kept / limit)
     local state_after
     if kept > 0 then state_after = { anchor, units + cost } else state_after = { now, 0 } end
-    return state_after, true, floor_units((tolerance - kept) / window), reset, 0, max(1, reset)
+    return state_after, true, floor_units((tolerance - kept) / window), reset, 0, max(1, reset), rewound
   end
-  local standing = gcra_scaled_ahead(anchor, units, now, p, 0)
-  local reset = ceil_ms(standing / limit)
+  local outstanding = gcra_scaled_ahead(anchor, units, now, p, 0)
+  local reset = ceil_ms(outstanding / limit)
+  -- Waits are measured from the state as it stands now, which is what the store keeps after this denial.
+  local standing = { anchor, units }
   local retry
   if cost > burst then
     retry = max(1, reset)
   else
-    retry = exact_wait((after - tolerance) / limit, function(wait) return gcra_admits(state, now + wait, p, cost) end)
+    retry = exact_wait((after - tolerance) / limit, function(wait) return gcra_admits(standing, now + wait, p, cost) end)
   end
-  return { anchor, units }, false, floor_units((tolerance - standing) / window), reset, retry, max(1, reset)
+  return standing, false, floor_units((tolerance - outstanding) / window), reset, retry, max(1, reset), rewound
 end

@@ -12,7 +12,8 @@ local floor, ceil, max, min = math.floor, math.ceil, math.max, math.min
 
 -- Whole milliseconds, rounded up, never negative: used for resetMs.
 local function ceil_ms(ms)
-  if ms > 0 then return ceil(ms - 1e-9) end
+  -- max(): ceil(-1e-10) is -0, which is not the 0 callers compare with.
+  if ms > 0 then return max(0, ceil(ms - 1e-9)) end
   return 0
 end
 

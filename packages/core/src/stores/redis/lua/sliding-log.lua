@@ -48,6 +48,7 @@ end
 
 STEP.sl = function(state, now, p, cost)
   local limit, window = p.limit, p.window
+  local rewound = state ~= nil and #state >= 2 and state[#state - 1] > now
   local entries = sl_live(state, now, window)
   local used = sl_total(entries)
   if used + cost <= limit then
@@ -63,7 +64,7 @@ STEP.sl = function(state, now, p, cost)
       sl_refund_newest(entries, -cost)
     end
     local reset = sl_until_empty(entries, now, window)
-    return entries, true, limit - sl_total(entries), reset, 0, max(1, reset)
+    return entries, true, limit - sl_total(entries), reset, 0, max(1, reset), rewound
   end
   local reset = sl_until_empty(entries, now, window)
   local retry = max(1, reset)
@@ -75,7 +76,7 @@ STEP.sl = function(state, now, p, cost)
       to_free = to_free - entries[i + 1]
       i = i + 2
     end
-    retry = exact_wait(entries[i] + window - now, function(wait) return sl_admits(state, now + wait, p, cost) end)
+    retry = exact_wait(entries[i] + window - now, function(wait) return sl_admits(entries, now + wait, p, cost) end)
   end
-  return entries, false, limit - used, reset, retry, max(1, reset)
+  return entries, false, limit - used, reset, retry, max(1, reset), rewound
 end

@@ -29,13 +29,14 @@ end
 STEP.sw = function(state, now, p, cost)
   local limit, window = p.limit, p.window
   local start, previous, count = sw_current(state, now, window)
+  local rewound = state ~= nil and state[1] > start
   local used = sw_estimate(now, window, start, previous, count)
   if used + cost <= limit then
     -- A negative cost is a refund: it comes off this window's count, never below zero.
     local counted = max(0, count + cost)
     local reset = sw_until_empty(now, window, start, previous, counted)
     return { start, previous, counted }, true, floor_units(limit - used - (counted - count)), reset, 0,
-      max(1, reset)
+      max(1, reset), rewound
   end
   local reset = sw_until_empty(now, window, start, previous, count)
   local guess
@@ -44,11 +45,13 @@ STEP.sw = function(state, now, p, cost)
   else
     guess = start + window + window * (1 - (limit - cost) / count) - now
   end
+  -- Waits are measured from the state as it stands now, which is what the store keeps after this denial.
+  local standing = { start, previous, count }
   local retry
   if cost > limit then
     retry = max(1, reset)
   else
-    retry = exact_wait(guess, function(wait) return sw_admits(state, now + wait, p, cost) end)
+    retry = exact_wait(guess, function(wait) return sw_admits(standing, now + wait, p, cost) end)
   end
-  return { start, previous, count }, false, floor_units(limit - used), reset, retry, max(1, reset)
+  return standing, false, floor_units(limit - used), reset, retry, max(1, reset), rewound
 end

@@ -13,20 +13,23 @@ end
 
 STEP.tb = function(state, now, p, cost)
   local limit, window, burst = p.limit, p.window, p.burst
+  local rewound = state ~= nil and state[2] > now
   local ms_per_token = window / limit
   local tokens = tb_tokens_at(state, now, p)
   if fits(cost, tokens) then
     -- Clamped both ways: the slack in fits() may take a hair below zero; a refund stops at the capacity.
     local left = min(burst, max(0, tokens - cost))
     local reset = ceil_ms((burst - left) * ms_per_token)
-    return { left, now }, true, floor_units(left), reset, 0, max(1, reset)
+    return { left, now }, true, floor_units(left), reset, 0, max(1, reset), rewound
   end
   local reset = ceil_ms((burst - tokens) * ms_per_token)
+  -- Waits are measured from the state as it stands now, which is what the store keeps after this denial.
+  local standing = { tokens, now }
   local retry
   if cost > burst then
     retry = max(1, reset)
   else
-    retry = exact_wait((cost - tokens) * ms_per_token, function(wait) return tb_admits(state, now + wait, p, cost) end)
+    retry = exact_wait((cost - tokens) * ms_per_token, function(wait) return tb_admits(standing, now + wait, p, cost) end)
   end
-  return { tokens, now }, false, floor_units(tokens), reset, retry, max(1, reset)
+  return standing, false, floor_units(tokens), reset, retry, max(1, reset), rewound
 end

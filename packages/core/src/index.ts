@@ -1,14 +1,5 @@
 // The public API of @floodgate/core. Everything a user imports is re-exported here and nowhere else.
-export {
-  ALGORITHM_NAMES,
-  ALGORITHMS,
-  fixedWindow,
-  gcra,
-  leakyBucket,
-  slidingLog,
-  slidingWindow,
-  tokenBucket,
-} from './algorithms/index.js';
+
 export {
   ADAPTER_OPTION_NAMES,
   type AdapterOptions,
@@ -20,6 +11,16 @@ export {
   type RateLimitOptions,
   RequestLimiter,
 } from './adapter.js';
+export {
+  ALGORITHM_NAMES,
+  ALGORITHMS,
+  fixedWindow,
+  gcra,
+  leakyBucket,
+  slidingLog,
+  slidingWindow,
+  tokenBucket,
+} from './algorithms/index.js';
 export { coarseMonotonicClock, monotonicClock, wallClock } from './clock.js';
 export { storeFailureDecision, toDecision } from './decision.js';
 export { FloodgateError, type FloodgateErrorCode, isFloodgateError } from './errors.js';

@@ -1,5 +1,5 @@
-import { describeStoreConformance } from '../src/testing/index.js';
 import { MemoryStore } from '../src/stores/memory.js';
+import { describeStoreConformance } from '../src/testing/index.js';
 
 describeStoreConformance({
   name: 'MemoryStore',

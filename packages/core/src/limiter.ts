@@ -6,12 +6,14 @@ import { storeFailureDecision, toDecision } from './decision.js';
 import { assertKnownOptions, FloodgateError, show } from './errors.js';
 import { type Duration, type LimitOption, parsePolicies } from './rate.js';
 import {
+  type Admission,
   type BreakerOptions,
   type BreakerSnapshot,
   CircuitBreaker,
   parseBreakerOptions,
 } from './resilience/circuit-breaker.js';
 import { withDeadline } from './resilience/deadline.js';
+import { type Deadlined, DeadlineQueue } from './resilience/deadline-queue.js';
 import {
   emit,
   HOOK_NAMES,
@@ -145,6 +147,8 @@ export class Limiter {
   private readonly memory: MemoryStore | undefined;
   private readonly claimedBuckets: string[] = [];
   private closed = false;
+  /** Calls waiting on the primary, with their deadlines (one timer for all of them). */
+  private readonly calls: DeadlineQueue<PrimaryCall>;
 
   constructor(options: LimiterOptions) {
     if (options === null || typeof options !== 'object') {
@@ -162,6 +166,15 @@ export class Limiter {
     }
     this.skipOnError = checkBoolean(options.skipOnError ?? false, 'skipOnError');
     this.timeoutMs = checkTimeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    this.calls = new DeadlineQueue<PrimaryCall>((call) =>
+      this.primaryFailed(
+        call,
+        new FloodgateError(
+          'FLOODGATE_STORE_TIMEOUT',
+          `the ${this.store.kind} store did not answer within ${this.timeoutMs} ms`,
+        ),
+      ),
+    );
     const share = checkFallbackShare(options.fallbackShare);
     const breakerSettings = parseBreakerOptions(options.breaker);
     this.hooks = parseHooks(options);
@@ -206,7 +219,10 @@ export class Limiter {
     this.breaker =
       this.memory === undefined && breakerSettings !== false
         ? new CircuitBreaker(breakerSettings, (_from, to) => {
-            if (to === 'open') this.enterDegraded(undefined);
+            if (to === 'open') {
+              this.enterDegraded(undefined);
+              this.releaseWaiting();
+            }
           })
         : undefined;
 
@@ -266,7 +282,7 @@ export class Limiter {
     if (this.memory !== undefined) {
       return this.memory.peek(key, this.policies).then((decisions) => toDecision(decisions, false, false));
     }
-    return this.decide(key, 'peek', (store, policies) => store.peek(key, policies), 0);
+    return this.decide(key, 'peek', 0);
   }
 
   /** Forget `key` in every policy of this limiter (in the fallback too). Rejects if the primary fails. */
@@ -322,61 +338,91 @@ export class Limiter {
     return this.runOnStore(key, cost);
   }
 
-  /** Apart from run(): its closure would make every call allocate a context, the memory path too. */
   private runOnStore(key: string, cost: number): Promise<Decision> {
-    return this.decide(
-      key,
-      cost < 0 ? 'refund' : 'consume',
-      (store, policies) => store.consume(key, policies, cost),
-      cost,
-    );
+    return this.decide(key, cost < 0 ? 'refund' : 'consume', cost);
   }
 
   /**
    * The failure pipeline of one call: breaker -> primary under the deadline -> on failure, the
-   * fallback, else skipOnError, else deny. Always resolves.
+   * fallback, else skipOnError, else deny. Always resolves. Kept light, as it runs per check: no
+   * closure per call but the two handlers of the store's answer, and no timer (see DeadlineQueue).
    */
-  private decide(
-    key: string,
-    operation: StoreOperation,
-    ask: (store: Store, policies: readonly Policy[]) => Promise<readonly PolicyDecision[]>,
-    cost: number,
-  ): Promise<Decision> {
+  private decide(key: string, operation: StoreOperation, cost: number): Promise<Decision> {
     const breaker = this.breaker;
     const admission = breaker ? breaker.admit() : 'call';
     if (admission !== 'call') {
       // Open (or half-open): the primary is skipped. When the cool-down is over, a probe goes out in
       // the background, so no request ever waits on a backend that may still be dead.
       if (admission === 'probe') this.probe();
-      return this.degrade(key, operation, ask, cost, undefined);
+      return this.degrade(key, operation, cost, undefined);
     }
-    const sentAt = breaker ? monotonicClock() : 0;
-    const fail = (error: unknown) => {
-      if (error === BREAKER_OPENED) return this.degrade(key, operation, ask, cost, undefined);
-      breaker?.failed(admission, isTimeout(error) ? sentAt : undefined);
-      this.storeFailed(error, 'primary', this.store, operation, key);
-      return this.degrade(key, operation, ask, cost, error);
-    };
-    let pending = this.call((store) => ask(store, this.policies), this.store);
-    if (breaker !== undefined) pending = releasedOnOpen(pending, breaker);
-    return pending.then((decisions) => {
-      let decision: Decision;
-      try {
-        decision = toDecision(decisions, false, cost > this.capacity);
-      } catch {
-        return fail(
-          new FloodgateError(
-            'FLOODGATE_STORE_FAILED',
-            `the ${this.store.kind} store answered ${show(decisions)}`,
-          ),
-        );
-      }
-      this.breaker?.succeeded(admission);
-      // A slow answer that lands after the breaker opened is no recovery: wait for the probe.
-      if (this.degradedMode !== false && (this.breaker?.state ?? 'closed') === 'closed') this.recovered();
-      if (!decision.allowed && operation === 'consume') emit(this.onLimit, 'onLimit', { key, decision });
+    const sentAt = monotonicClock();
+    const call = new PrimaryCall(key, operation, cost, admission, sentAt, sentAt + this.timeoutMs);
+    const decision = new Promise<Decision>(this.capture);
+    call.resolve = this.captured!;
+    let pending: Promise<readonly PolicyDecision[]>;
+    try {
+      pending =
+        operation === 'peek'
+          ? this.store.peek(key, this.policies)
+          : this.store.consume(key, this.policies, cost);
+    } catch (error) {
+      call.settled = true;
+      this.primaryFailed(call, error);
       return decision;
-    }, fail);
+    }
+    this.calls.add(call);
+    pending.then(
+      (decisions) => this.answered(call, decisions),
+      (error: unknown) => {
+        if (this.calls.settle(call)) this.primaryFailed(call, error);
+      },
+    );
+    return decision;
+  }
+
+  /** `new Promise(this.capture)` hands its resolve to `captured`, with no executor closure per call. */
+  private captured: ((decision: Decision | Promise<Decision>) => void) | undefined;
+  private readonly capture = (resolve: (decision: Decision | Promise<Decision>) => void): void => {
+    this.captured = resolve;
+  };
+
+  /** The primary answered `call` (a late answer, after its deadline or a release, is dropped). */
+  private answered(call: PrimaryCall, decisions: readonly PolicyDecision[]): void {
+    if (!this.calls.settle(call)) return;
+    let decision: Decision;
+    try {
+      decision = toDecision(decisions, false, call.cost > this.capacity);
+    } catch {
+      this.primaryFailed(
+        call,
+        new FloodgateError(
+          'FLOODGATE_STORE_FAILED',
+          `the ${this.store.kind} store answered ${show(decisions)}`,
+        ),
+      );
+      return;
+    }
+    this.breaker?.succeeded(call.admission);
+    // A slow answer that lands after the breaker opened is no recovery: wait for the probe.
+    if (this.degradedMode !== false && (this.breaker?.state ?? 'closed') === 'closed') this.recovered();
+    if (!decision.allowed && call.operation === 'consume')
+      emit(this.onLimit, 'onLimit', { key: call.key, decision });
+    call.resolve(decision);
+  }
+
+  /** `call` failed on the primary (an error, a bad answer, or its deadline passed). */
+  private primaryFailed(call: PrimaryCall, error: unknown): void {
+    this.breaker?.failed(call.admission, isTimeout(error) ? call.sentAt : undefined);
+    this.storeFailed(error, 'primary', this.store, call.operation, call.key);
+    call.resolve(this.degrade(call.key, call.operation, call.cost, error));
+  }
+
+  /** The breaker opened: calls still waiting on the primary are answered by the failure policy now. */
+  private releaseWaiting(): void {
+    this.calls.releaseAll((call) =>
+      call.resolve(this.degrade(call.key, call.operation, call.cost, undefined)),
+    );
   }
 
   /**
@@ -416,13 +462,16 @@ export class Limiter {
   private async degrade(
     key: string,
     operation: StoreOperation,
-    ask: (store: Store, policies: readonly Policy[]) => Promise<readonly PolicyDecision[]>,
     cost: number,
     error: unknown,
   ): Promise<Decision> {
     if (this.fallback) {
       try {
-        const decisions = await this.call((store) => ask(store, this.fallbackPolicies), this.fallback);
+        const policies = this.fallbackPolicies;
+        const decisions = await this.call(
+          (store) => (operation === 'peek' ? store.peek(key, policies) : store.consume(key, policies, cost)),
+          this.fallback,
+        );
         const decision = toDecision(decisions, 'fallback', cost > this.capacity);
         this.countDegraded('fallback', error);
         if (!decision.allowed && operation === 'consume') emit(this.onLimit, 'onLimit', { key, decision });
@@ -511,24 +560,18 @@ function isTimeout(error: unknown): boolean {
   return error instanceof FloodgateError && error.code === 'FLOODGATE_STORE_TIMEOUT';
 }
 
-/** Rejection of a call that was still waiting on the primary when the breaker opened. */
-const BREAKER_OPENED = Symbol('breaker opened');
-
-/** `pending`, or a rejection with BREAKER_OPENED as soon as the breaker opens, whichever is first. */
-function releasedOnOpen<T>(pending: Promise<T>, breaker: CircuitBreaker): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const unregister = breaker.onOpen(() => reject(BREAKER_OPENED));
-    pending.then(
-      (value) => {
-        unregister();
-        resolve(value);
-      },
-      (error: unknown) => {
-        unregister();
-        reject(error);
-      },
-    );
-  });
+/** One call to the primary store, from when it is sent until it is answered, times out or is released. */
+class PrimaryCall implements Deadlined {
+  settled = false;
+  resolve!: (decision: Decision | Promise<Decision>) => void;
+  constructor(
+    readonly key: string,
+    readonly operation: StoreOperation,
+    readonly cost: number,
+    readonly admission: Admission,
+    readonly sentAt: number,
+    readonly deadline: number,
+  ) {}
 }
 
 function resolveStore(value: Store | string | readonly string[], what: string): Store {

@@ -68,6 +68,8 @@ const SPLIT_ABOVE = 8;
 /** Real-time floor of a key's TTL when the store is driven by a caller's clock. */
 const CLOCK_TTL_FLOOR_MS = 60_000;
 const SCAN_COUNT = 1000;
+/** After a FUNCTION LOAD failed (Redis unreachable), how long checks go by EVALSHA before it is tried again. */
+const FUNCTION_RETRY_MS = 5000;
 
 /** The subset of the ioredis command API the store uses (the same on Redis and Cluster). */
 interface Commands {
@@ -75,6 +77,8 @@ interface Commands {
   options: { enableOfflineQueue?: boolean };
   /** [sha, numkeys, ...keys, ...args] (ioredis flattens one level of arrays). */
   evalsha(args: string[]): Promise<unknown>;
+  fcall(args: string[]): Promise<unknown>;
+  call(command: string, ...args: string[]): Promise<unknown>;
   eval(args: string[]): Promise<unknown>;
   unlink(...keys: string[]): Promise<number>;
   get(key: string): Promise<string | null>;
@@ -128,6 +132,13 @@ export class RedisStore implements Store {
     // Errors surface through the commands that fail; without a listener ioredis would log each one.
   };
   private closed = false;
+  /**
+   * Whether checks go by FCALL to the floodgate Redis Function (Redis 7+: the script's setup runs
+   * once at load instead of on every call) or by EVALSHA: 'unknown' until loaded, 'off' where the
+   * server refuses (Redis < 7, ACL) or until `functionsRetryAt` after a failed load.
+   */
+  private functions: 'unknown' | 'loading' | 'ready' | 'off' = 'unknown';
+  private functionsRetryAt = 0;
 
   /** `createStore('redis://…')` lands here. */
   static fromUri(uri: string): RedisStore {
@@ -434,7 +445,7 @@ export class RedisStore implements Store {
     const setArgs: string[] = [];
     const runArgs: string[] = [];
     const args: string[] = new Array(2 + keyCount);
-    args[0] = floodgateScript().sha;
+    args[0] = ''; // the function name or the script's sha, set by evaluate()
     args[1] = String(keyCount);
     let k = 2;
     let runs = 0;
@@ -516,8 +527,10 @@ export class RedisStore implements Store {
   }
 
   /**
-   * EVALSHA (args: sha, numkeys, keys and arguments); on NOSCRIPT (restart, failover, SCRIPT FLUSH)
-   * send the script itself, which also caches it again.
+   * One script call (args: [name], numkeys, keys and arguments): FCALL once the library is loaded,
+   * else EVALSHA, and on NOSCRIPT (restart, failover, SCRIPT FLUSH) the script itself, which also
+   * caches it again. A function gone missing (FUNCTION FLUSH, a new node) falls back to the script
+   * for that call, and the library is loaded again.
    */
   private evaluate(args: string[]): Promise<unknown> {
     try {
@@ -526,10 +539,51 @@ export class RedisStore implements Store {
     } catch (error) {
       return Promise.reject(error);
     }
+    const functions = this.functions;
+    if (functions === 'ready') {
+      args[0] = floodgateScript().functionName;
+      return this.commands.fcall(args).catch((error: unknown) => {
+        if (!(error instanceof Error) || !/function not found/i.test(error.message)) throw error;
+        if (this.functions === 'ready') this.functions = 'unknown';
+        return this.evaluateScript(args);
+      });
+    }
+    if (functions === 'unknown' || (functions === 'off' && performance.now() >= this.functionsRetryAt)) {
+      this.loadFunctions();
+    }
+    return this.evaluateScript(args);
+  }
+
+  private evaluateScript(args: string[]): Promise<unknown> {
+    const script = floodgateScript();
+    args[0] = script.sha;
     return this.commands.evalsha(args).catch((error: unknown) => {
       if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return this.commands.eval([floodgateScript().text, ...args.slice(1)]);
+      return this.commands.eval([script.text, ...args.slice(1)]);
     });
+  }
+
+  /** FUNCTION LOAD the library on every master, in the background; checks use EVALSHA meanwhile. */
+  private loadFunctions(): void {
+    this.functions = 'loading';
+    const library = floodgateScript().library;
+    const nodes = this.masters();
+    const loads =
+      nodes.length === 0
+        ? Promise.reject(new Error('no master known yet'))
+        : Promise.all(nodes.map((node) => node.call('FUNCTION', 'LOAD', 'REPLACE', library)));
+    loads.then(
+      () => {
+        if (this.functions === 'loading') this.functions = 'ready';
+      },
+      (error: unknown) => {
+        const message = error instanceof Error ? error.message : String(error);
+        // A server without FUNCTION (Redis < 7) or an ACL that forbids it: EVALSHA for good.
+        const refused = /unknown command|unknown subcommand|NOPERM|no permissions/i.test(message);
+        this.functions = 'off';
+        this.functionsRetryAt = refused ? Number.POSITIVE_INFINITY : performance.now() + FUNCTION_RETRY_MS;
+      },
+    );
   }
 
   private startBoot(): void {

@@ -23,8 +23,17 @@ const ALGORITHM_PARTS = [
 const CANDIDATES = ['./lua/', '../lua/', '../../lua/'];
 
 export interface Script {
+  /** The script for EVAL / EVALSHA. */
   readonly text: string;
   readonly sha: string;
+  /**
+   * The same code as a Redis Function library (Redis 7+), named after the script's sha so versions
+   * never clash. Its prelude (helpers, algorithm steps, codec) runs once, when it is loaded, where
+   * EVALSHA runs it on every call: that setup cost Redis more than the checks themselves.
+   */
+  readonly library: string;
+  /** The library's one function, for FCALL; also the library's name. */
+  readonly functionName: string;
 }
 
 let cached: Script | undefined;
@@ -44,7 +53,11 @@ export function floodgateScript(): Script {
   // Redis runs the whole script on every call, and creating an algorithm's functions costs more than
   // a check: each algorithm file is wrapped in a loader that check.lua runs only for the tags it meets.
   const algorithms = ALGORITHM_PARTS.map(([part, tag]) => `LOAD.${tag} = function()\n${read(part)}\nend`);
-  const text = [read('shared.lua'), ...algorithms, read('state.lua'), read('check.lua')].join('\n');
-  cached = { text, sha: createHash('sha1').update(text).digest('hex') };
+  const body = [read('shared.lua'), ...algorithms, read('state.lua'), read('check.lua')].join('\n');
+  const text = `${body}\nreturn check(KEYS, ARGV)\n`;
+  const sha = createHash('sha1').update(text).digest('hex');
+  const functionName = `floodgate_${sha}`;
+  const library = `#!lua name=${functionName}\n${body}\nredis.register_function('${functionName}', check)\n`;
+  cached = { text, sha, library, functionName };
   return cached;
 }

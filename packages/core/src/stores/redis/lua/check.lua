@@ -7,25 +7,11 @@
 -- KEYS: per check, one key per policy of its set, in policy order.
 -- Returns per check, per policy: allowed (1/0), remaining, resetMs, retryAfterMs.
 
-local floor_ttl = tonumber(ARGV[1])
-local sets = {}
-local nsets = tonumber(ARGV[2])
-local a = 3
-for s = 1, nsets do
-  local n = tonumber(ARGV[a])
-  a = a + 1
-  local set = {}
-  for i = 1, n do
-    local tag = ARGV[a]
-    if STEP[tag] == nil then LOAD[tag]() end
-    set[i] = { step = STEP[tag], limit = tonumber(ARGV[a + 1]), window = tonumber(ARGV[a + 2]), burst = tonumber(ARGV[a + 3]) }
-    a = a + 4
-  end
-  sets[s] = set
-end
-
-local out = {}
-local o = 0 -- entries in out (a counter: #out is a search per append)
+-- Per-call values the helpers below share. As a Redis Function this file's functions are made once,
+-- when the library loads, so they read these instead of closing over a call's locals.
+local floor_ttl
+local out
+local o -- entries in out (a counter: #out is a search per append)
 
 local function report(allowed, remaining, reset, retry)
   out[o + 1] = allowed and 1 or 0
@@ -81,39 +67,62 @@ local function consume(set, k, now, cost)
   end
 end
 
-load_keys(KEYS)
-local server_now = nil
-local k = 0 -- keys used so far
-local runs = tonumber(ARGV[a])
-a = a + 1
-for _ = 1, runs do
-  local count, set, op, now = tonumber(ARGV[a]), sets[tonumber(ARGV[a + 1])], ARGV[a + 2], ARGV[a + 3]
-  a = a + 4
-  if now == '' then
-    if server_now == nil then
-      local t = redis.call('TIME')
-      server_now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+-- One call: KEYS and ARGV as above. Returns the flat reply.
+local function check(KEYS, ARGV)
+  if not bound then bind_libs() end
+  floor_ttl = tonumber(ARGV[1])
+  out = {}
+  o = 0
+  local sets = {}
+  local nsets = tonumber(ARGV[2])
+  local a = 3
+  for s = 1, nsets do
+    local n = tonumber(ARGV[a])
+    a = a + 1
+    local set = {}
+    for i = 1, n do
+      local tag = ARGV[a]
+      if STEP[tag] == nil then LOAD[tag]() end
+      set[i] = { step = STEP[tag], limit = tonumber(ARGV[a + 1]), window = tonumber(ARGV[a + 2]), burst = tonumber(ARGV[a + 3]) }
+      a = a + 4
     end
-    now = server_now
-  else
-    now = tonumber(now)
+    sets[s] = set
   end
-  local n = #set
-  if op == 'p' then
-    for _ = 1, count do
-      peek(set, k, now)
-      k = k + n
+
+  load_keys(KEYS)
+  local server_now = nil
+  local k = 0 -- keys used so far
+  local runs = tonumber(ARGV[a])
+  a = a + 1
+  for _ = 1, runs do
+    local count, set, op, now = tonumber(ARGV[a]), sets[tonumber(ARGV[a + 1])], ARGV[a + 2], ARGV[a + 3]
+    a = a + 4
+    if now == '' then
+      if server_now == nil then
+        local t = redis.call('TIME')
+        server_now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+      end
+      now = server_now
+    else
+      now = tonumber(now)
     end
-  elseif n == 1 then
-    local cost, p = tonumber(op), set[1]
-    for i = 1, count do consume_one(p, k + i, now, cost) end
-    k = k + count
-  else
-    local cost = tonumber(op)
-    for _ = 1, count do
-      consume(set, k, now, cost)
-      k = k + n
+    local n = #set
+    if op == 'p' then
+      for _ = 1, count do
+        peek(set, k, now)
+        k = k + n
+      end
+    elseif n == 1 then
+      local cost, p = tonumber(op), set[1]
+      for i = 1, count do consume_one(p, k + i, now, cost) end
+      k = k + count
+    else
+      local cost = tonumber(op)
+      for _ = 1, count do
+        consume(set, k, now, cost)
+        k = k + n
+      end
     end
   end
+  return out
 end
-return out

@@ -8,7 +8,17 @@ local STEP = {}
 local LOAD = {}
 
 -- Locals, not globals: a global is two table lookups per use, and these run several times per check.
-local floor, ceil, max, min = math.floor, math.ceil, math.max, math.min
+-- Bound by bind_libs() at the start of a call, not here: as a Redis Function this prelude runs once,
+-- when the library is loaded, where `math` and `struct` cannot be reached yet.
+local floor, ceil, max, min
+local pack, unpack_struct, spread
+local bound = false
+
+local function bind_libs()
+  floor, ceil, max, min = math.floor, math.ceil, math.max, math.min
+  pack, unpack_struct, spread = struct.pack, struct.unpack, unpack
+  bound = true
+end
 
 -- Whole milliseconds, rounded up, never negative: used for resetMs.
 local function ceil_ms(ms)

@@ -10,16 +10,15 @@ local MAX_OFFSET = 32767
 -- Literal formats: this prelude runs on every call, and building them would cost more than a check.
 local CHUNK = 8
 local HEAD = { '<Bhd', '<Bhdd', '<Bhddd', '<Bhdddd', '<Bhddddd', '<Bhdddddd', '<Bhddddddd', '<Bhdddddddd' }
-local pack, unpack_struct, unpack = struct.pack, struct.unpack, unpack
 
 local function encode(format, offset, expires_at, state)
   local n = #state
-  if n < CHUNK then return pack(HEAD[n + 1], format, offset, expires_at, unpack(state)) end
+  if n < CHUNK then return pack(HEAD[n + 1], format, offset, expires_at, spread(state)) end
   -- In chunks: Lua cannot pass a sliding log's thousands of numbers as one call's arguments.
   local parts = { pack('<Bhd', format, offset, expires_at) }
   for i = 1, n, CHUNK do
     local last = min(i + CHUNK - 1, n)
-    parts[#parts + 1] = pack('<' .. string.rep('d', last - i + 1), unpack(state, i, last))
+    parts[#parts + 1] = pack('<' .. string.rep('d', last - i + 1), spread(state, i, last))
   end
   return table.concat(parts)
 end
@@ -60,16 +59,19 @@ end
 -- batch instead of a GET per check. A key that appears again (the same client twice in a batch) maps
 -- to its first position, so a later check sees an earlier one's write. Arrays, not tables by key
 -- name: filling four hash tables per call cost more than the checks' arithmetic.
-local first = {}   -- position in KEYS -> the position of the key's first appearance
+-- Set afresh by load_keys() at the start of every call (as a Redis Function, these outlive a call).
+local call_keys    -- KEYS of this call
+local first        -- position in KEYS -> the position of the key's first appearance
 local raw          -- position -> value as read by MGET (false: no such key)
-local live = {}    -- position -> state (false: none), once decoded
-local expiry = {}  -- position -> the state's expiry by the store clock
-local kept = {}    -- position -> the time (ms) Redis keeps the key until, when known
+local live         -- position -> state (false: none), once decoded
+local expiry       -- position -> the state's expiry by the store clock
+local kept         -- position -> the time (ms) Redis keeps the key until, when known
 
 local function load_keys(keys)
+  call_keys, first, live, expiry, kept = keys, {}, {}, {}, {}
   local n = #keys
   if n == 0 then return end
-  raw = redis.call('MGET', unpack(keys))
+  raw = redis.call('MGET', spread(keys))
   local seen = {}
   local missing = {}
   for i = 1, n do
@@ -84,7 +86,7 @@ local function load_keys(keys)
   end
   -- MGET reads a key of another type as missing, where GET would fail: fail the same way, before
   -- anything is written, rather than overwrite it.
-  if #missing > 0 and redis.call('EXISTS', unpack(missing)) > 0 then
+  if #missing > 0 and redis.call('EXISTS', spread(missing)) > 0 then
     error({ err = 'WRONGTYPE Operation against a key holding the wrong kind of value' })
   end
 end
@@ -113,7 +115,7 @@ local function read_state(i, now)
   if expiry[i] <= now then
     -- Gone by the store clock: forget it now (as the memory store does), so a clock that later goes
     -- back cannot bring it back.
-    redis.call('DEL', KEYS[i])
+    redis.call('DEL', call_keys[i])
     live[i] = false
     kept[i] = nil
     return nil
@@ -132,7 +134,7 @@ end
 -- the numbers as integers.
 local function write_state(i, state, now, ttl, floor_ttl)
   i = first[i]
-  local key = KEYS[i]
+  local key = call_keys[i]
   local expires_at = now + ttl
   if floor_ttl > 0 then
     redis.call('SET', key, encode(CALLER_CLOCK, 0, expires_at, state), 'PX', max(ttl, floor_ttl))

@@ -13,9 +13,15 @@ export function verdict({ name, wanted, measured, threshold, atMost = false, sho
   if (met) {
     how = 'met';
   } else if (atMost) {
-    how = `MISSED by ${(((measured - threshold) / threshold) * 100).toFixed(0)}% (wanted ${wanted})`;
+    how = `MISSED by ${percent((measured - threshold) / threshold)} (wanted ${wanted})`;
   } else {
-    how = `MISSED by ${(((threshold - measured) / threshold) * 100).toFixed(0)}% (wanted ${wanted})`;
+    how = `MISSED by ${percent((threshold - measured) / threshold)} (wanted ${wanted})`;
   }
   return { name, wanted, measured: show(measured), verdict: how, met };
+}
+
+/** A shortfall as a percentage; one decimal below 10% so a near miss never reads "0%". */
+function percent(fraction) {
+  const p = fraction * 100;
+  return `${p < 10 ? p.toFixed(1) : p.toFixed(0)}%`;
 }

@@ -270,16 +270,25 @@ describe('chaos: Redis under load', () => {
     expect(samples.every((s) => s.status === 200)).toBe(true);
     expect(stats.unhandled).toBe(0);
 
-    // The first freeze moves traffic to b once; the flapping never earns a's way back; once a is
-    // steady for the hysteresis it gets the traffic back. Never two switches within one period.
+    // The first freeze moves traffic to b at once (failing over never waits); the flapping never
+    // earns a's way back: a gets the traffic back only after being steady for the hysteresis. So
+    // the switches alternate, and every switch back to a comes at least one hysteresis period after
+    // the switch away from it. (On a saturated machine a slow health check after the flapping may
+    // move traffic away once more: that is a failover, allowed at any time.)
     const switches = stats.routes.flap.switches ?? [];
-    expect(switches.map((s) => [s.from, s.to])).toEqual([
+    expect(switches.length).toBeGreaterThanOrEqual(2);
+    expect(switches.slice(0, 2).map((s) => [s.from, s.to])).toEqual([
       [0, 1],
       [1, 0],
     ]);
     for (let i = 1; i < switches.length; i++) {
-      expect(switches[i].at - switches[i - 1].at).toBeGreaterThanOrEqual(hysteresisMs);
+      expect(switches[i].from).toBe(switches[i - 1].to);
+      if (switches[i].to === 0) {
+        expect(switches[i].at - switches[i - 1].at).toBeGreaterThanOrEqual(hysteresisMs);
+      }
     }
+    // 8 s of flapping every 500 ms would be 16 switches without hysteresis.
+    expect(switches.length).toBeLessThanOrEqual(4);
 
     // Each request was counted by one backend: Redis counts add up to what was admitted, give or
     // take the calls that failed (a timed-out call may or may not have counted; none counts twice).

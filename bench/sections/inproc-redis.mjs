@@ -26,7 +26,15 @@ const label = (name) => LABELS[name] ?? `floodgate Limiter.consume (redis, ${nam
 /** EVALSHA/EVAL calls per check: the round trips that carry checks. */
 function scriptCalls(commands) {
   const c = commands.perCommand;
-  return (c.evalsha ?? 0) + (c.eval ?? 0) + (c.evalsha_ro ?? 0) + (c.eval_ro ?? 0);
+  // FCALL counts: the store runs its script as a Redis Function once the library is loaded.
+  return (
+    (c.evalsha ?? 0) +
+    (c.eval ?? 0) +
+    (c.evalsha_ro ?? 0) +
+    (c.eval_ro ?? 0) +
+    (c.fcall ?? 0) +
+    (c.fcall_ro ?? 0)
+  );
 }
 
 /** A reason when some of floodgate's checks failed or came back degraded: its figures are then not checks. */

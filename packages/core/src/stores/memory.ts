@@ -51,6 +51,15 @@ const INITIAL_CAPACITY = 1024;
 const PAGE_BITS = 16;
 const PAGE_SIZE = 1 << PAGE_BITS;
 const PAGE_MASK = PAGE_SIZE - 1;
+/**
+ * Expiry times are kept as whole seconds after `expiryBase`, rounded up, in 4 bytes instead of 8:
+ * an entry kept up to a second past its TTL behaves exactly like a key never seen (its state no
+ * longer matters by then), it only stays a little longer. The base sits 2^31 s (68 years) before
+ * the clock's first reading, so a clock that goes back still fits, as do 68 years forward.
+ */
+const EXPIRY_UNIT_MS = 1000;
+const EXPIRY_BASE_BACK_MS = 2 ** 31 * EXPIRY_UNIT_MS;
+const EXPIRY_MAX = 2 ** 32 - 1;
 
 /** Per-bucket index from key to slot. */
 class Table {
@@ -76,7 +85,8 @@ export class MemoryStore implements Store {
   // Slot columns. States live in `numbers`; sliding-log states (unbounded in length) in `logs`.
   // Each column is a list of pages of PAGE_SIZE slots: slot s is at [s >>> PAGE_BITS][s & PAGE_MASK].
   private readonly numberPages: Float64Array[] = [];
-  private readonly expiryPages: Float64Array[] = [];
+  private readonly expiryPages: Uint32Array[] = [];
+  private readonly expiryBase: number;
   private readonly prevPages: Int32Array[] = [];
   private readonly nextPages: Int32Array[] = [];
   private readonly tablePages: Int32Array[] = [];
@@ -119,6 +129,7 @@ export class MemoryStore implements Store {
     }
     this.maxKeys = maxKeys;
     this.clock = options.clock ?? coarseMonotonicClock;
+    this.expiryBase = this.clock() - EXPIRY_BASE_BACK_MS;
     // The first slots now, so the hot path may read slot `hotSlot` (0) before any key was stored.
     this.grow();
     if (sweepIntervalMs > 0) {
@@ -368,7 +379,10 @@ export class MemoryStore implements Store {
     const expiresAt = now + ttlMs;
     if (slot === NONE) slot = this.insert(table, key, now);
     else this.touch(slot);
-    this.expiryPages[slot >>> PAGE_BITS][slot & PAGE_MASK] = expiresAt;
+    // Rounded up, so an entry never expires before its TTL; clamped into the column's range.
+    const units = Math.ceil((expiresAt - this.expiryBase) / EXPIRY_UNIT_MS);
+    this.expiryPages[slot >>> PAGE_BITS][slot & PAGE_MASK] =
+      units < 0 ? 0 : units > EXPIRY_MAX ? EXPIRY_MAX : units;
     if (policy.algorithm === 'sliding-log') {
       this.logs.set(slot, state as number[]);
       return;
@@ -438,8 +452,9 @@ export class MemoryStore implements Store {
   private setKey(slot: number, key: string | undefined): void {
     this.keyPages[slot >>> PAGE_BITS][slot & PAGE_MASK] = key;
   }
+  /** When `slot` expires, in the clock's ms. */
   private expiry(slot: number): number {
-    return this.expiryPages[slot >>> PAGE_BITS][slot & PAGE_MASK];
+    return this.expiryBase + this.expiryPages[slot >>> PAGE_BITS][slot & PAGE_MASK] * EXPIRY_UNIT_MS;
   }
   private tableIdOf(slot: number): number {
     return this.tablePages[slot >>> PAGE_BITS][slot & PAGE_MASK];
@@ -467,7 +482,7 @@ export class MemoryStore implements Store {
     if (old < PAGE_SIZE) {
       capacity = Math.min(this.maxKeys, PAGE_SIZE, Math.max(INITIAL_CAPACITY, old * 2));
       this.numberPages[0] = extend(this.numberPages[0], new Float64Array(capacity * STRIDE));
-      this.expiryPages[0] = extend(this.expiryPages[0], new Float64Array(capacity));
+      this.expiryPages[0] = extend(this.expiryPages[0], new Uint32Array(capacity));
       this.prevPages[0] = extend(this.prevPages[0], new Int32Array(capacity));
       this.nextPages[0] = extend(this.nextPages[0], new Int32Array(capacity));
       this.tablePages[0] = extend(this.tablePages[0], new Int32Array(capacity));
@@ -477,7 +492,7 @@ export class MemoryStore implements Store {
       const size = Math.min(this.maxKeys - old, PAGE_SIZE);
       capacity = old + size;
       this.numberPages.push(new Float64Array(size * STRIDE));
-      this.expiryPages.push(new Float64Array(size));
+      this.expiryPages.push(new Uint32Array(size));
       this.prevPages.push(new Int32Array(size));
       this.nextPages.push(new Int32Array(size));
       this.tablePages.push(new Int32Array(size));
@@ -491,7 +506,7 @@ export class MemoryStore implements Store {
   }
 }
 
-function extend<T extends Float64Array | Int32Array>(from: T | undefined, to: T): T {
+function extend<T extends Float64Array | Int32Array | Uint32Array>(from: T | undefined, to: T): T {
   if (from !== undefined) to.set(from);
   return to;
 }

@@ -51,15 +51,6 @@ const INITIAL_CAPACITY = 1024;
 const PAGE_BITS = 16;
 const PAGE_SIZE = 1 << PAGE_BITS;
 const PAGE_MASK = PAGE_SIZE - 1;
-/**
- * Expiry times are kept as whole seconds after `expiryBase`, rounded up, in 4 bytes instead of 8:
- * an entry kept up to a second past its TTL behaves exactly like a key never seen (its state no
- * longer matters by then), it only stays a little longer. The base sits 2^31 s (68 years) before
- * the clock's first reading, so a clock that goes back still fits, as do 68 years forward.
- */
-const EXPIRY_UNIT_MS = 1000;
-const EXPIRY_BASE_BACK_MS = 2 ** 31 * EXPIRY_UNIT_MS;
-const EXPIRY_MAX = 2 ** 32 - 1;
 
 /** Per-bucket index from key to slot. */
 class Table {
@@ -85,8 +76,7 @@ export class MemoryStore implements Store {
   // Slot columns. States live in `numbers`; sliding-log states (unbounded in length) in `logs`.
   // Each column is a list of pages of PAGE_SIZE slots: slot s is at [s >>> PAGE_BITS][s & PAGE_MASK].
   private readonly numberPages: Float64Array[] = [];
-  private readonly expiryPages: Uint32Array[] = [];
-  private readonly expiryBase: number;
+  private readonly expiryPages: Float64Array[] = [];
   private readonly prevPages: Int32Array[] = [];
   private readonly nextPages: Int32Array[] = [];
   private readonly tablePages: Int32Array[] = [];
@@ -129,7 +119,6 @@ export class MemoryStore implements Store {
     }
     this.maxKeys = maxKeys;
     this.clock = options.clock ?? coarseMonotonicClock;
-    this.expiryBase = this.clock() - EXPIRY_BASE_BACK_MS;
     // The first slots now, so the hot path may read slot `hotSlot` (0) before any key was stored.
     this.grow();
     if (sweepIntervalMs > 0) {
@@ -169,26 +158,55 @@ export class MemoryStore implements Store {
     return toDecision(decisions, false, exceedsLimit);
   }
 
-  /** One policy: no all-or-nothing bookkeeping needed. */
+  /**
+   * One policy: no all-or-nothing bookkeeping needed. The hot path of every memory limiter, so the
+   * page arithmetic is done once here and the columns are read in place (small helpers cost a
+   * call each once the inlining budget is spent on the algorithm's step).
+   */
   private consumeOne(key: string, policy: Policy, cost: number, now: number): PolicyDecision {
     if (policy !== this.lastPolicy) this.bind(policy);
     const table = this.lastTable as Table;
     // The slot used last is checked first: a burst from one client skips the index lookup.
-    const hot = this.hotSlot;
-    let slot: number;
-    if (this.keyOf(hot) === key && this.tableIdOf(hot) === table.id) slot = this.live(hot, now);
-    else {
-      slot = this.find(table, key, now);
-      if (slot !== NONE) this.hotSlot = slot;
+    let slot = this.hotSlot;
+    let page = slot >>> PAGE_BITS;
+    let at = slot & PAGE_MASK;
+    if (this.keyPages[page][at] !== key || this.tablePages[page][at] !== table.id) {
+      slot = table.index.get(key) ?? NONE;
+      if (slot !== NONE) {
+        this.hotSlot = slot;
+        page = slot >>> PAGE_BITS;
+        at = slot & PAGE_MASK;
+      }
     }
-    const step = (this.lastAlgorithm as Algorithm).step(
-      slot === NONE ? undefined : this.read(slot, policy, this.scratch),
-      now,
-      policy,
-      cost,
-    );
-    if (step.allowed) this.write(table, key, slot, policy, step.state, now, step.ttlMs);
-    else if (slot !== NONE) this.denied(table, key, slot, policy, step, now);
+    const expiry = this.expiryPages[page];
+    if (slot !== NONE && expiry[at] <= now) {
+      this.release(slot);
+      slot = NONE;
+    }
+    const log = policy.algorithm === 'sliding-log';
+    const numbers = this.numberPages[page];
+    const base = at * STRIDE;
+    let state: AlgorithmState | undefined;
+    if (slot === NONE) state = undefined;
+    else if (log) state = this.logs.get(slot) ?? [];
+    else {
+      const scratch = this.scratch;
+      scratch[0] = numbers[base];
+      scratch[1] = numbers[base + 1];
+      scratch[2] = numbers[base + 2];
+      state = scratch;
+    }
+    const step = (this.lastAlgorithm as Algorithm).step(state, now, policy, cost);
+    if (!step.allowed) {
+      if (slot !== NONE) this.denied(table, key, slot, policy, step, now);
+    } else if (slot === NONE || log) {
+      this.write(table, key, slot, policy, step.state, now, step.ttlMs);
+    } else {
+      if (this.head !== slot) this.touch(slot);
+      expiry[at] = now + step.ttlMs;
+      const next = step.state;
+      for (let i = 0; i < next.length; i++) numbers[base + i] = next[i];
+    }
     return toPolicyDecision(policy, step);
   }
 
@@ -336,13 +354,6 @@ export class MemoryStore implements Store {
   }
 
   /** The live slot of `key`, or NONE (an expired one is released on the way). */
-  /** `slot` if it has not expired, else NONE (and it is released). */
-  private live(slot: number, now: number): number {
-    if (this.expiry(slot) > now) return slot;
-    this.release(slot);
-    return NONE;
-  }
-
   private find(table: Table, key: string, now: number): number {
     const slot = table.index.get(key);
     if (slot === undefined) return NONE;
@@ -376,19 +387,22 @@ export class MemoryStore implements Store {
     now: number,
     ttlMs: number,
   ): void {
-    const expiresAt = now + ttlMs;
     if (slot === NONE) slot = this.insert(table, key, now);
     else this.touch(slot);
-    // Rounded up, so an entry never expires before its TTL; clamped into the column's range.
-    const units = Math.ceil((expiresAt - this.expiryBase) / EXPIRY_UNIT_MS);
-    this.expiryPages[slot >>> PAGE_BITS][slot & PAGE_MASK] =
-      units < 0 ? 0 : units > EXPIRY_MAX ? EXPIRY_MAX : units;
+    this.setState(slot, policy, state, now + ttlMs);
+  }
+
+  /** Store `state` in `slot` until `expiresAt` (kept apart from `write` so the hot path can inline it). */
+  private setState(slot: number, policy: Policy, state: readonly number[], expiresAt: number): void {
+    const page = slot >>> PAGE_BITS;
+    const at = slot & PAGE_MASK;
+    this.expiryPages[page][at] = expiresAt;
     if (policy.algorithm === 'sliding-log') {
       this.logs.set(slot, state as number[]);
       return;
     }
-    const base = (slot & PAGE_MASK) * STRIDE;
-    const numbers = this.numberPages[slot >>> PAGE_BITS];
+    const numbers = this.numberPages[page];
+    const base = at * STRIDE;
     for (let i = 0; i < state.length; i++) numbers[base + i] = state[i];
   }
 
@@ -454,7 +468,7 @@ export class MemoryStore implements Store {
   }
   /** When `slot` expires, in the clock's ms. */
   private expiry(slot: number): number {
-    return this.expiryBase + this.expiryPages[slot >>> PAGE_BITS][slot & PAGE_MASK] * EXPIRY_UNIT_MS;
+    return this.expiryPages[slot >>> PAGE_BITS][slot & PAGE_MASK];
   }
   private tableIdOf(slot: number): number {
     return this.tablePages[slot >>> PAGE_BITS][slot & PAGE_MASK];
@@ -482,7 +496,7 @@ export class MemoryStore implements Store {
     if (old < PAGE_SIZE) {
       capacity = Math.min(this.maxKeys, PAGE_SIZE, Math.max(INITIAL_CAPACITY, old * 2));
       this.numberPages[0] = extend(this.numberPages[0], new Float64Array(capacity * STRIDE));
-      this.expiryPages[0] = extend(this.expiryPages[0], new Uint32Array(capacity));
+      this.expiryPages[0] = extend(this.expiryPages[0], new Float64Array(capacity));
       this.prevPages[0] = extend(this.prevPages[0], new Int32Array(capacity));
       this.nextPages[0] = extend(this.nextPages[0], new Int32Array(capacity));
       this.tablePages[0] = extend(this.tablePages[0], new Int32Array(capacity));
@@ -492,7 +506,7 @@ export class MemoryStore implements Store {
       const size = Math.min(this.maxKeys - old, PAGE_SIZE);
       capacity = old + size;
       this.numberPages.push(new Float64Array(size * STRIDE));
-      this.expiryPages.push(new Uint32Array(size));
+      this.expiryPages.push(new Float64Array(size));
       this.prevPages.push(new Int32Array(size));
       this.nextPages.push(new Int32Array(size));
       this.tablePages.push(new Int32Array(size));
@@ -506,7 +520,7 @@ export class MemoryStore implements Store {
   }
 }
 
-function extend<T extends Float64Array | Int32Array | Uint32Array>(from: T | undefined, to: T): T {
+function extend<T extends Float64Array | Int32Array>(from: T | undefined, to: T): T {
   if (from !== undefined) to.set(from);
   return to;
 }

@@ -20,6 +20,7 @@ import {
 } from './headers.js';
 import { checkIpv6Subnet, type Ipv6Subnet, ipKey } from './keys.js';
 import { LIMITER_OPTION_NAMES, Limiter, type LimiterOptions } from './limiter.js';
+import { HOOK_NAMES, type LimiterHooks } from './resilience/events.js';
 import type { Decision } from './types.js';
 
 /** Options every adapter accepts on top of the Limiter's. `Req` is the framework's request object. */
@@ -41,6 +42,12 @@ export interface AdapterOptions<Req, OnLimit> {
    * called; it must send the response. Not called for the 503 of a failed store.
    */
   onLimit?: OnLimit;
+  /**
+   * The Limiter's event hooks, for logs and metrics: `onLimit` (a request was denied by a limit; called
+   * before the answer, with `{ key, decision }`), `onStoreError`, `onDegraded`, `onRecovered`. The last
+   * three may also be given at the top level, as on a Limiter; the top-level `onLimit` is the answer.
+   */
+  events?: LimiterHooks;
   /** Give a request's cost back when its response succeeds (status < 400). @default false */
   skipSuccessfulRequests?: boolean;
   /** Give a request's cost back when its response fails (status >= 400, or the client went away). @default false */
@@ -51,7 +58,8 @@ export interface AdapterOptions<Req, OnLimit> {
 
 /**
  * Everything an adapter's rateLimit() accepts: the Limiter's options plus the adapter's. Where both
- * use a name (`onLimit`), the adapter's meaning wins: in an adapter, onLimit answers the request.
+ * use a name (`onLimit`), the adapter's meaning wins: in an adapter, onLimit answers the request, and
+ * the Limiter's onLimit event hook goes in `events`.
  */
 export type RateLimitOptions<Req, OnLimit> = Omit<LimiterOptions, keyof AdapterOptions<Req, OnLimit>> &
   AdapterOptions<Req, OnLimit>;
@@ -64,6 +72,7 @@ export const ADAPTER_OPTION_NAMES = [
   'statusCode',
   'message',
   'onLimit',
+  'events',
   'skipSuccessfulRequests',
   'skipFailedRequests',
   'ipv6Subnet',
@@ -201,6 +210,7 @@ export class RequestLimiter<Req, OnLimit = unknown> {
       throw invalid(where, 'give either message or onLimit, not both: onLimit answers the request itself');
     }
     this.messageAnswer = messageAnswer(options.message, this.statusCode, where);
+    addEvents(limiterOptions, options.events, where);
     this.skipSuccessful = checkBoolean(options.skipSuccessfulRequests, 'skipSuccessfulRequests', where);
     this.skipFailed = checkBoolean(options.skipFailedRequests, 'skipFailedRequests', where);
     this.refunds = this.skipSuccessful || this.skipFailed;
@@ -329,6 +339,26 @@ function invalid(where: string, message: string): FloodgateError {
 function checkFunction<F>(value: F | undefined, name: string, where: string): F | undefined {
   if (value === undefined || typeof value === 'function') return value;
   throw invalid(where, `${name} ${show(value)} must be a function of the request`);
+}
+
+/** Put the hooks of the `events` option among the Limiter's options (each hook given once). */
+function addEvents(limiterOptions: Record<string, unknown>, events: unknown, where: string): void {
+  if (events === undefined) return;
+  if (events === null || typeof events !== 'object' || Array.isArray(events)) {
+    throw invalid(
+      where,
+      `events ${show(events)} must be an object of event hooks, like events: { onLimit: (event) => log(event) }`,
+    );
+  }
+  assertKnownOptions(events, HOOK_NAMES, `${where} events`);
+  for (const name of HOOK_NAMES) {
+    const hook = (events as LimiterHooks)[name];
+    if (hook === undefined) continue;
+    if (limiterOptions[name] !== undefined) {
+      throw invalid(where, `${name} is given both at the top level and in events; give it once`);
+    }
+    limiterOptions[name] = hook;
+  }
 }
 
 function checkBoolean(value: unknown, name: string, where: string): boolean {

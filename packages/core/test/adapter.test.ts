@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RequestLimiter } from '../src/adapter.js';
 import { MemoryStore } from '../src/stores/memory.js';
-import type { Store } from '../src/types.js';
+import { failingStore } from './support/adapters.js';
 
 interface Req {
   ip?: string;
@@ -87,17 +87,12 @@ describe('RequestLimiter', () => {
   });
 
   it('answers 503 for a failed store, the problem body otherwise, and caches bodies per violated set', async () => {
-    const failing: Store = {
-      kind: 'failing',
-      consume: () => Promise.reject(new Error('down')),
-      peek: () => Promise.reject(new Error('down')),
-      reset: () => Promise.reject(new Error('down')),
-      clear: () => Promise.reject(new Error('down')),
-      entries: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error('down')) }) }),
-      health: () => Promise.resolve({ ok: false, latencyMs: 0 }),
-      close: () => Promise.resolve(),
-    };
-    const down = new RequestLimiter<Req>({ limit: '2/min', name: 're', store: failing, breaker: false });
+    const down = new RequestLimiter<Req>({
+      limit: '2/min',
+      name: 're',
+      store: failingStore(),
+      breaker: false,
+    });
     const t = target();
     const result = await down.check({}, '192.0.2.1', t);
     if (typeof result === 'string') throw new Error(result);
@@ -115,5 +110,59 @@ describe('RequestLimiter', () => {
     expect(JSON.parse(answer.body)['violated-policies']).toEqual(['1-in-1s']);
     expect(two.answer(denied.decision)).toBe(answer);
     await Promise.all([down.limiter.close(), two.limiter.close()]);
+  });
+
+  it('events passes the Limiter event hooks, onLimit included, beside the adapter onLimit', async () => {
+    const limits: unknown[] = [];
+    const errors: unknown[] = [];
+    const degraded: unknown[] = [];
+    const answer = () => {};
+    const plan = new RequestLimiter<Req, () => void>({
+      limit: '1/min',
+      name: 'rg',
+      onLimit: answer,
+      events: { onLimit: (event) => limits.push(event) },
+    });
+    expect(plan.onLimit).toBe(answer);
+    await plan.check({}, '192.0.2.3', target());
+    expect(limits).toEqual([]);
+    const denied = await plan.check({}, '192.0.2.3', target());
+    if (typeof denied === 'string') throw new Error(denied);
+    expect(limits).toEqual([{ key: '192.0.2.3', decision: denied.decision }]);
+    expect((limits[0] as { decision: unknown }).decision).toBe(denied.decision);
+
+    const down = new RequestLimiter<Req>({
+      limit: '1/min',
+      name: 'rh',
+      store: failingStore(),
+      breaker: false,
+      onDegraded: (event) => degraded.push(event.mode),
+      events: {
+        onStoreError: (event) => errors.push([event.operation, event.key]),
+        onLimit: (e) => limits.push(e),
+      },
+    });
+    const failed = await down.check({}, '192.0.2.4', target());
+    expect(failed).toMatchObject({ decision: { degraded: 'closed', allowed: false } });
+    expect(errors).toEqual([['consume', '192.0.2.4']]);
+    expect(degraded).toEqual(['closed']);
+    expect(limits).toHaveLength(1); // a failed store's 503 is not a limit
+    await Promise.all([plan.limiter.close(), down.limiter.close()]);
+  });
+
+  it('rejects events that are not an object of known hooks, or a hook given twice', () => {
+    const hook = () => {};
+    expect(() => new RequestLimiter({ limit: '1/min', events: hook as never })).toThrowError(
+      /FLOODGATE_INVALID_OPTION: rateLimit\(\): events .* must be an object of event hooks/,
+    );
+    expect(() => new RequestLimiter({ limit: '1/min', events: { onLimt: hook } as never })).toThrowError(
+      /FLOODGATE_UNKNOWN_OPTION: rateLimit\(\) events has no option "onLimt"; did you mean "onLimit"\?/,
+    );
+    expect(
+      () => new RequestLimiter({ limit: '1/min', onStoreError: hook, events: { onStoreError: hook } }),
+    ).toThrowError(/onStoreError is given both at the top level and in events/);
+    expect(() => new RequestLimiter({ limit: '1/min', events: { onLimit: 'log' as never } })).toThrowError(
+      /FLOODGATE_INVALID_OPTION: onLimit "log" must be a function/,
+    );
   });
 });

@@ -1,13 +1,13 @@
 // The Express examples of docs/adapters.md run here as written and print what the page says.
 import { QUOTA_EXCEEDED_TYPE } from '@floodgate/core';
 import { describe, expect, it } from 'vitest';
-import { examples, runExample } from './support/docs.js';
+import { examples, runExample } from '../../core/test/support/adapter-docs.js';
 
 const here = new URL('./', import.meta.url);
 
 describe('docs/adapters.md (Express)', () => {
   it('lists the runnable examples', () => {
-    expect([...examples.keys()]).toEqual(['express', 'fastify', 'koa', 'express-down']);
+    expect([...examples.keys()]).toEqual(['express', 'fastify', 'koa', 'express-events', 'express-down']);
   });
 
   it('express', async () => {
@@ -26,6 +26,14 @@ describe('docs/adapters.md (Express)', () => {
   it('express-down', async () => {
     expect(await runExample('express-down', here, 'express')).toEqual([
       [503, '1', null, 'Service Unavailable'],
+    ]);
+  });
+
+  it('express-events', async () => {
+    expect(await runExample('express-events', here, 'express')).toEqual([
+      [200, 'ok'],
+      ['limited', '127.0.0.1', true],
+      [429, 'slow down'],
     ]);
   });
 });

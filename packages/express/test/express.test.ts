@@ -1,42 +1,37 @@
-import { once } from 'node:events';
-import { rmSync } from 'node:fs';
-import http from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { FloodgateError, MemoryStore, QUOTA_EXCEEDED_TYPE, RedisStore, type Store } from '@floodgate/core';
+import {
+  ALGORITHM_NAMES,
+  type Decision,
+  FloodgateError,
+  MemoryStore,
+  QUOTA_EXCEEDED_TYPE,
+  RedisStore,
+} from '@floodgate/core';
 import express5, { type NextFunction, type Request, type Response } from 'express';
 import express4 from 'express4';
 import { afterEach, describe, expect, it } from 'vitest';
+import {
+  assertCleanHeaders,
+  burst,
+  type EventOptions,
+  expectExactRetryAfter,
+  expectLimitEvent,
+  expectStoreDownEvents,
+  failingStore,
+  names,
+  Opened,
+  parseField,
+  request,
+  statuses,
+} from '../../core/test/support/adapters.js';
 import { RateLimit, rateLimit } from '../src/index.js';
-import { assertCleanHeaders, burst, close, listen, parseField, request, statuses } from './support/http.js';
 
-type App = ReturnType<typeof express5>;
-
-const servers: http.Server[] = [];
-const limiters: Array<{ close(): Promise<void> }> = [];
-let seq = 0;
-
+const opened = new Opened();
+const track = opened.track.bind(opened);
+const serve = (app: ReturnType<typeof express5>) => opened.serve(app);
 /** A unique policy name per test, so limiters never share a bucket or warn about it. */
-function name(): string {
-  seq += 1;
-  return `t${seq}`;
-}
+const name = names('t');
 
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map(close));
-  await Promise.all(limiters.splice(0).map((l) => l.close()));
-});
-
-function track<T extends { limiter: { close(): Promise<void> } }>(middleware: T): T {
-  limiters.push(middleware.limiter);
-  return middleware;
-}
-
-async function serve(app: App): Promise<{ port: number }> {
-  const server = http.createServer(app);
-  servers.push(server);
-  return { port: await listen(server) };
-}
+afterEach(() => opened.closeAll());
 
 function ok(_req: Request, res: Response): void {
   res.json({ ok: true });
@@ -405,13 +400,8 @@ describe.each([
       res.end('ok');
     });
     // On a Unix socket there is no peer address: req.ip is undefined.
-    const socketPath = join(tmpdir(), `floodgate-express-${process.pid}-${seq}.sock`);
-    rmSync(socketPath, { force: true });
-    const server = http.createServer(app);
-    servers.push(server);
-    server.listen(socketPath);
-    await once(server, 'listening');
-    const r = await request({ socketPath }, '/');
+    const target = await opened.serveUnix(app);
+    const r = await request(target, '/');
     expect(r.status).toBe(500);
     expect(r.headers['content-type']).toBe('application/problem+json');
     expect(JSON.parse(r.body).title).toBe('Internal Server Error');
@@ -419,24 +409,28 @@ describe.each([
     expect(handled).toBe(0);
   });
 
-  it('Retry-After is exact: a retry one second early is denied, one on time is admitted', async () => {
-    let now = 1_700_000_000_000;
-    const store = new MemoryStore({ clock: () => now, sweepIntervalMs: 0 });
-    const app = express();
-    app.use(track(rateLimit({ limit: '3/min', name: name(), store })));
-    app.get('/', ok);
-    const target = await serve(app);
-    for (let i = 0; i < 3; i++) expect((await request(target, '/')).status).toBe(200);
-    const denied = await request(target, '/');
-    const wait = Number(denied.headers['retry-after']);
-    expect(denied.status).toBe(429);
-    expect(wait).toBeGreaterThanOrEqual(1);
-    const deniedAt = now;
-    now = deniedAt + (wait - 1) * 1000;
-    expect((await request(target, '/')).status).toBe(429);
-    now = deniedAt + wait * 1000;
-    expect((await request(target, '/')).status).toBe(200);
-    await store.close();
+  it.each(ALGORITHM_NAMES)(
+    'Retry-After is exact with %s: a retry one second early is denied, one on time is admitted',
+    (algorithm) =>
+      expectExactRetryAfter(algorithm, (options) => {
+        const app = express();
+        app.use(track(rateLimit({ ...options, name: name() })));
+        app.get('/', ok);
+        return serve(app);
+      }),
+  );
+
+  it('events.onLimit fires once per limited request with its Decision, beside the adapter onLimit', async () => {
+    await expectLimitEvent(name(), async (options, answered) => {
+      const app = express();
+      const onLimit = (_req: Request, res: Response, decision: Decision) => {
+        answered.push(decision);
+        res.status(429).send('answered');
+      };
+      app.use(track(rateLimit({ ...options, onLimit })));
+      app.get('/', ok);
+      return serve(app);
+    });
   });
 
   it('odd keys (1 MB, CR/LF, NUL, braces, emoji) never escape into headers or break the response', async () => {
@@ -487,34 +481,17 @@ describe.each([
 });
 
 describe('store failure', () => {
-  it('answers 503 with Retry-After and no RateLimit numbers when a real store is down and skipOnError is false', async () => {
-    const store = new RedisStore({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 100, timeoutMs: 100 });
-    const app = express5();
-    app.use(track(rateLimit({ limit: '5/min', name: name(), store, timeoutMs: 300 })));
-    app.get('/', ok);
-    const target = await serve(app);
-    const r = await request(target, '/');
-    await store.close();
-    expect(r.status).toBe(503);
-    expect(Number(r.headers['retry-after'])).toBeGreaterThanOrEqual(1);
-    expect(r.headers.ratelimit).toBeUndefined();
-    expect(r.headers['ratelimit-policy']).toBeUndefined();
-    expect(r.headers['content-type']).toBe('application/problem+json');
-    expect(JSON.parse(r.body).status).toBe(503);
-    expect(r.body).not.toMatch(/\bat .*:\d+:\d+|ECONNREFUSED|Error/);
+  it('answers 503 with Retry-After and no RateLimit numbers when a real store is down, and fires the store events', async () => {
+    await expectStoreDownEvents(name(), async (options: EventOptions) => {
+      const app = express5();
+      app.use(track(rateLimit({ ...options, timeoutMs: 300 })));
+      app.get('/', ok);
+      return serve(app);
+    });
   });
 
   it('with skipOnError, lets the request through without invented numbers', async () => {
-    const failing: Store = {
-      kind: 'failing',
-      consume: () => Promise.reject(new Error('backend down at /secret/path.js:1:2')),
-      peek: () => Promise.reject(new Error('down')),
-      reset: () => Promise.reject(new Error('down')),
-      clear: () => Promise.reject(new Error('down')),
-      entries: () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(new Error('down')) }) }),
-      health: () => Promise.resolve({ ok: false, latencyMs: 0 }),
-      close: () => Promise.resolve(),
-    };
+    const failing = failingStore();
     const app = express5();
     app.get(
       '/open',

@@ -1,23 +1,24 @@
-import { QUOTA_EXCEEDED_TYPE, RedisStore } from '@floodgate/core';
+import { ALGORITHM_NAMES, QUOTA_EXCEEDED_TYPE } from '@floodgate/core';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   assertCleanHeaders,
   burst,
+  expectExactRetryAfter,
+  expectLimitEvent,
+  expectStoreDownEvents,
+  names,
   parseField,
-  type Reply,
+  remaining,
   request,
+  sequence,
   statuses,
-} from '../../express/test/support/http.js';
-import floodgate from '../src/index.js';
+  type Target,
+} from '../../core/test/support/adapters.js';
+import floodgate, { type LimitHandler } from '../src/index.js';
 
 const apps: FastifyInstance[] = [];
-let seq = 0;
-
-function name(): string {
-  seq += 1;
-  return `f${seq}`;
-}
+const name = names('f');
 
 afterEach(async () => {
   await Promise.all(apps.splice(0).map((app) => app.close()));
@@ -29,20 +30,12 @@ function make(options: FastifyServerOptions = {}): FastifyInstance {
   return app;
 }
 
-async function serve(app: FastifyInstance): Promise<{ port: number }> {
+async function serve(app: FastifyInstance): Promise<Target> {
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('no port');
   return { port: address.port };
 }
-
-async function sequence(count: number, send: () => Promise<Reply>): Promise<Reply[]> {
-  const replies = [];
-  for (let i = 0; i < count; i++) replies.push(await send());
-  return replies;
-}
-
-const remaining = (r: Reply) => parseField(r.headers.ratelimit).map((i) => i.params.get('r'));
 
 describe('plugin', () => {
   it('limits every route, with draft-11 headers, Retry-After and a problem body', async () => {
@@ -306,19 +299,52 @@ describe('plugin', () => {
     expect([forgetful.status, forgetful.headers['content-type']]).toEqual([429, 'application/problem+json']);
   });
 
-  it('answers 503 with Retry-After and no RateLimit numbers when a real store is down', async () => {
-    const store = new RedisStore({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 100, timeoutMs: 100 });
-    const app = make();
-    await app.register(floodgate, { limit: '5/min', name: name(), store });
-    app.get('/', async () => 'ok');
-    const target = await serve(app);
-    const r = await request(target, '/');
-    await store.close();
-    expect(r.status).toBe(503);
-    expect(Number(r.headers['retry-after'])).toBeGreaterThanOrEqual(1);
-    expect(r.headers.ratelimit).toBeUndefined();
-    expect(JSON.parse(r.body).status).toBe(503);
-    expect(r.body).not.toMatch(/ECONNREFUSED|Error|\bat /);
+  it.each(ALGORITHM_NAMES)(
+    'Retry-After is exact with %s: a retry one second early is denied, one on time is admitted',
+    (algorithm) =>
+      expectExactRetryAfter(algorithm, async (options) => {
+        const app = make();
+        await app.register(floodgate, { ...options, name: name() });
+        app.get('/', async () => 'ok');
+        return serve(app);
+      }),
+  );
+
+  it('events.onLimit fires once per limited request with its Decision, beside the adapter onLimit', async () => {
+    await expectLimitEvent(name(), async (options, answered) => {
+      const app = make();
+      await app.register(floodgate, {
+        ...options,
+        onLimit: (_request, reply, decision) => {
+          answered.push(decision);
+          return reply.code(429).send('answered');
+        },
+      });
+      app.get('/', async () => 'ok');
+      return serve(app);
+    });
+  });
+
+  it('a route config inherits the plugin events', async () => {
+    await expectLimitEvent(name(), async ({ limit, name: routeName, ...plugin }, answered) => {
+      const app = make();
+      await app.register(floodgate, { global: false, ...plugin });
+      const onLimit: LimitHandler = (_request, reply, decision) => {
+        answered.push(decision);
+        return reply.code(429).send('answered');
+      };
+      app.get('/', { config: { rateLimit: { limit, name: routeName, onLimit } } }, async () => 'ok');
+      return serve(app);
+    });
+  });
+
+  it('answers 503 with Retry-After and no RateLimit numbers when a real store is down, and fires the store events', async () => {
+    await expectStoreDownEvents(name(), async (options) => {
+      const app = make();
+      await app.register(floodgate, options);
+      app.get('/', async () => 'ok');
+      return serve(app);
+    });
   });
 
   it('rejects bad options at registration with a stable code', async () => {

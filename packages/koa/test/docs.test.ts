@@ -1,6 +1,6 @@
 // The Koa example of docs/adapters.md runs here as written and prints what the page says.
 import { describe, expect, it } from 'vitest';
-import { runExample } from '../../express/test/support/docs.js';
+import { runExample } from '../../core/test/support/adapter-docs.js';
 
 describe('docs/adapters.md (Koa)', () => {
   it('koa', async () => {

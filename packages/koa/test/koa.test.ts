@@ -1,9 +1,4 @@
-import { once } from 'node:events';
-import { rmSync } from 'node:fs';
-import http from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { QUOTA_EXCEEDED_TYPE, RedisStore } from '@floodgate/core';
+import { ALGORITHM_NAMES, type Decision, QUOTA_EXCEEDED_TYPE } from '@floodgate/core';
 import Router from '@koa/router';
 import Koa3, { type Context, type Next } from 'koa';
 import Koa2 from 'koa2';
@@ -11,38 +6,23 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   assertCleanHeaders,
   burst,
-  close,
-  listen,
+  expectExactRetryAfter,
+  expectLimitEvent,
+  expectStoreDownEvents,
+  names,
+  Opened,
   parseField,
   request,
   statuses,
-} from '../../express/test/support/http.js';
+} from '../../core/test/support/adapters.js';
 import { RateLimit, rateLimit } from '../src/index.js';
 
-const servers: http.Server[] = [];
-const limiters: Array<{ close(): Promise<void> }> = [];
-let seq = 0;
+const opened = new Opened();
+const track = opened.track.bind(opened);
+const serve = (app: Koa3) => opened.serve(app.callback());
+const name = names('k');
 
-function name(): string {
-  seq += 1;
-  return `k${seq}`;
-}
-
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map(close));
-  await Promise.all(limiters.splice(0).map((l) => l.close()));
-});
-
-function track<T extends { limiter: { close(): Promise<void> } }>(middleware: T): T {
-  limiters.push(middleware.limiter);
-  return middleware;
-}
-
-async function serve(app: Koa3): Promise<{ port: number }> {
-  const server = http.createServer(app.callback());
-  servers.push(server);
-  return { port: await listen(server) };
-}
+afterEach(() => opened.closeAll());
 
 function ok(ctx: Context): void {
   ctx.body = { ok: true };
@@ -259,15 +239,35 @@ describe.each([
       handled += 1;
       ctx.body = 'ok';
     });
-    const socketPath = join(tmpdir(), `floodgate-koa-${process.pid}-${seq}.sock`);
-    rmSync(socketPath, { force: true });
-    const server = http.createServer(app.callback());
-    servers.push(server);
-    server.listen(socketPath);
-    await once(server, 'listening');
-    const r = await request({ socketPath }, '/');
+    const target = await opened.serveUnix(app.callback());
+    const r = await request(target, '/');
     expect([r.status, r.headers['content-type']]).toEqual([500, 'application/problem+json']);
     expect(handled).toBe(0);
+  });
+
+  it.each(ALGORITHM_NAMES)(
+    'Retry-After is exact with %s: a retry one second early is denied, one on time is admitted',
+    (algorithm) =>
+      expectExactRetryAfter(algorithm, (options) => {
+        const app = new Koa();
+        app.use(track(rateLimit({ ...options, name: name() })));
+        app.use(ok);
+        return serve(app);
+      }),
+  );
+
+  it('events.onLimit fires once per limited request with its Decision, beside the adapter onLimit', async () => {
+    await expectLimitEvent(name(), async (options, answered) => {
+      const app = new Koa();
+      const onLimit = (ctx: Context, decision: Decision) => {
+        answered.push(decision);
+        ctx.status = 429;
+        ctx.body = 'answered';
+      };
+      app.use(track(rateLimit({ ...options, onLimit })));
+      app.use(ok);
+      return serve(app);
+    });
   });
 
   it('@RateLimit decorates a class handler (TC39 decorators)', async () => {
@@ -295,19 +295,13 @@ describe.each([
 });
 
 describe('store failure', () => {
-  it('answers 503 with Retry-After and no RateLimit numbers when a real store is down', async () => {
-    const store = new RedisStore({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 100, timeoutMs: 100 });
-    const app = new Koa3();
-    app.use(track(rateLimit({ limit: '5/min', name: name(), store })));
-    app.use(ok);
-    const target = await serve(app);
-    const r = await request(target, '/');
-    await store.close();
-    expect(r.status).toBe(503);
-    expect(Number(r.headers['retry-after'])).toBeGreaterThanOrEqual(1);
-    expect(r.headers.ratelimit).toBeUndefined();
-    expect(JSON.parse(r.body).status).toBe(503);
-    expect(r.body).not.toMatch(/ECONNREFUSED|Error|\bat /);
+  it('answers 503 with Retry-After and no RateLimit numbers when a real store is down, and fires the store events', async () => {
+    await expectStoreDownEvents(name(), async (options) => {
+      const app = new Koa3();
+      app.use(track(rateLimit(options)));
+      app.use(ok);
+      return serve(app);
+    });
   });
 });
 

@@ -438,17 +438,20 @@ export class RedisStore implements Store {
   /**
    * One script call for a batch. Consecutive checks with the same policies, op and clock reading
    * (the usual case: one route, cost 1, Redis time) travel as one run, so a batch costs a few
-   * arguments plus its keys rather than several arguments per check.
+   * arguments plus its keys rather than several arguments per check. The header and run texts
+   * repeat from call to call, so the Redis Function parses each once (see lua/check.lua): a lone
+   * check is its key and three arguments.
    */
   private send(batch: Check[], keyCount: number): void {
-    const sets = new Map<readonly Policy[], string>();
-    const setArgs: string[] = [];
-    const runArgs: string[] = [];
-    const args: string[] = new Array(2 + keyCount);
+    const args: string[] = new Array(3 + keyCount);
     args[0] = ''; // the function name or the script's sha, set by evaluate()
     args[1] = String(keyCount);
+    // args[2 + keyCount]: the header (the clock's TTL floor and the batch's policy sets), below.
     let k = 2;
-    let runs = 0;
+    let header = this.floorTtl;
+    let lastPolicies: readonly Policy[] | undefined;
+    let lastIndex = 0;
+    let sets: Map<readonly Policy[], number> | undefined;
     let runStart = 0;
     for (let c = 0; c < batch.length; c++) {
       const check = batch[c];
@@ -463,20 +466,24 @@ export class RedisStore implements Store {
       ) {
         continue; // the run goes on
       }
-      let index = sets.get(check.policies);
-      if (index === undefined) {
-        index = String(sets.size + 1);
-        sets.set(check.policies, index);
-        for (const arg of setArguments(check.policies)) setArgs.push(arg);
+      const policies = check.policies;
+      let index: number | undefined;
+      if (policies === lastPolicies) index = lastIndex;
+      else {
+        sets ??= new Map();
+        index = sets.get(policies);
+        if (index === undefined) {
+          index = sets.size + 1;
+          sets.set(policies, index);
+          header += `|${setArgument(policies)}`;
+        }
+        lastPolicies = policies;
+        lastIndex = index;
       }
-      runArgs.push(String(c + 1 - runStart), index, check.op, check.now);
-      runs++;
+      args.push(`${c + 1 - runStart},${index},${check.op}`, check.now);
       runStart = c + 1;
     }
-    args.push(this.floorTtl, String(sets.size));
-    for (const arg of setArgs) args.push(arg);
-    args.push(String(runs));
-    for (const arg of runArgs) args.push(arg);
+    args[2 + keyCount] = header;
     this.stats.calls++;
     this.stats.checks += batch.length;
     this.inFlight++;
@@ -671,25 +678,20 @@ export class RedisStore implements Store {
   }
 }
 
-const setArgumentCache = new WeakMap<readonly Policy[], readonly string[]>();
+const setArgumentCache = new WeakMap<readonly Policy[], string>();
 
-/** A route's policies as script arguments: n, then n x (tag, limit, windowMs, burst); cached per policies array. */
-function setArguments(policies: readonly Policy[]): readonly string[] {
-  let args = setArgumentCache.get(policies);
-  if (args === undefined) {
-    const built = [String(policies.length)];
-    for (const policy of policies) {
-      built.push(
-        ALGORITHMS[policy.algorithm].tag,
-        String(policy.limit),
-        String(policy.windowMs),
-        String(policy.burst),
-      );
-    }
-    args = built;
-    setArgumentCache.set(policies, args);
+/** A route's policies as the script reads them: "tag,limit,windowMs,burst" joined by ';'; cached per policies array. */
+function setArgument(policies: readonly Policy[]): string {
+  let text = setArgumentCache.get(policies);
+  if (text === undefined) {
+    text = policies
+      .map(
+        (policy) => `${ALGORITHMS[policy.algorithm].tag},${policy.limit},${policy.windowMs},${policy.burst}`,
+      )
+      .join(';');
+    setArgumentCache.set(policies, text);
   }
-  return args;
+  return text;
 }
 
 /**

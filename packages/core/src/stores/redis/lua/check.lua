@@ -1,9 +1,9 @@
 -- The batch driver: mirrors evaluate.ts (all-or-nothing over a route's policies) and peekPolicy(),
 -- for a batch of checks in one call. Checks run in order, so a later check sees an earlier one's write.
 --
--- ARGV: floorTtl, nSets, then per set: n, then n x (tag, limit, windowMs, burst),
---       then nRuns, then per run of consecutive checks alike: count, setIndex,
---       op (a cost, or 'p' for peek), now ('' = Redis TIME).
+-- ARGV: the header "floorTtl|set|set…", a set being its policies "tag,limit,windowMs,burst" joined
+--       by ';'; then per run of consecutive checks alike: "count,setIndex,op" (op: a cost, or 'p'
+--       for peek) and now ('' = Redis TIME). A lone check is three arguments.
 -- KEYS: per check, one key per policy of its set, in policy order.
 -- Returns per check, per policy: allowed (1/0), remaining, resetMs, retryAfterMs.
 
@@ -67,57 +67,96 @@ local function consume(set, k, now, cost)
   end
 end
 
+-- What the call arguments mean, parsed once per distinct text: as a Redis Function these tables
+-- outlive a call, so a route's policies and the usual runs ("1,1,1") are parsed on their first call
+-- only (tonumber() is strtod, which costs Redis more than a check's arithmetic). A parse depends on
+-- the text alone, so a cached one is exactly what parsing again would give. Each cache is emptied
+-- when it reaches CACHE_MAX entries, so odd arguments cannot make it grow without bound.
+local CACHE_MAX = 256
+local headers, nheaders = {}, 0
+local runs_parsed, nruns = {}, 0
+
+-- "floorTtl|set|set…", a set being "tag,limit,windowMs,burst[;tag,…]" -> { floor_ttl, sets }.
+local function parse_header(text)
+  local parts = {}
+  for part in string.gmatch(text, '[^|]+') do parts[#parts + 1] = part end
+  local sets = {}
+  for s = 2, #parts do
+    local set = {}
+    for tag, limit, window, burst in string.gmatch(parts[s], '([^,;]+),([^,;]+),([^,;]+),([^,;]+)') do
+      if STEP[tag] == nil then LOAD[tag]() end
+      set[#set + 1] = { step = STEP[tag], limit = tonumber(limit), window = tonumber(window), burst = tonumber(burst) }
+    end
+    sets[s - 1] = set
+  end
+  return { floor_ttl = tonumber(parts[1]), sets = sets }
+end
+
+-- "count,setIndex,op" -> { count, setIndex, cost (nil for a peek) }.
+local function parse_run(text)
+  local count, set, op = string.match(text, '^([^,]+),([^,]+),([^,]+)$')
+  return { tonumber(count), tonumber(set), op ~= 'p' and tonumber(op) or nil }
+end
+
+-- Redis TIME in ms. The seconds change once a second: their text is converted only then.
+local second_text, second_ms
+local function redis_now()
+  local t = redis.call('TIME')
+  local s = t[1]
+  if s ~= second_text then
+    second_ms = tonumber(s) * 1000
+    second_text = s
+  end
+  return second_ms + tonumber(t[2]) / 1000
+end
+
 -- One call: KEYS and ARGV as above. Returns the flat reply.
 local function check(KEYS, ARGV)
   if not bound then bind_libs() end
-  floor_ttl = tonumber(ARGV[1])
-  out = {}
-  o = 0
-  local sets = {}
-  local nsets = tonumber(ARGV[2])
-  local a = 3
-  for s = 1, nsets do
-    local n = tonumber(ARGV[a])
-    a = a + 1
-    local set = {}
-    for i = 1, n do
-      local tag = ARGV[a]
-      if STEP[tag] == nil then LOAD[tag]() end
-      set[i] = { step = STEP[tag], limit = tonumber(ARGV[a + 1]), window = tonumber(ARGV[a + 2]), burst = tonumber(ARGV[a + 3]) }
-      a = a + 4
-    end
-    sets[s] = set
+  local header = headers[ARGV[1]]
+  if header == nil then
+    if nheaders >= CACHE_MAX then headers, nheaders = {}, 0 end
+    header = parse_header(ARGV[1])
+    headers[ARGV[1]] = header
+    nheaders = nheaders + 1
   end
+  floor_ttl = header.floor_ttl
+  local sets = header.sets
+  -- A lone check's reply made at its size: growing a table 1, 2, 4 costs three reallocations.
+  if #KEYS == 1 then out = { 0, 0, 0, 0 } else out = {} end
+  o = 0
 
   load_keys(KEYS)
   local server_now = nil
   local k = 0 -- keys used so far
-  local runs = tonumber(ARGV[a])
-  a = a + 1
-  for _ = 1, runs do
-    local count, set, op, now = tonumber(ARGV[a]), sets[tonumber(ARGV[a + 1])], ARGV[a + 2], ARGV[a + 3]
-    a = a + 4
+  for a = 2, #ARGV, 2 do
+    local text = ARGV[a]
+    local run = runs_parsed[text]
+    if run == nil then
+      if nruns >= CACHE_MAX then runs_parsed, nruns = {}, 0 end
+      run = parse_run(text)
+      runs_parsed[text] = run
+      nruns = nruns + 1
+    end
+    local count, set, cost = run[1], sets[run[2]], run[3]
+    local now = ARGV[a + 1]
     if now == '' then
-      if server_now == nil then
-        local t = redis.call('TIME')
-        server_now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-      end
+      if server_now == nil then server_now = redis_now() end
       now = server_now
     else
       now = tonumber(now)
     end
     local n = #set
-    if op == 'p' then
+    if cost == nil then
       for _ = 1, count do
         peek(set, k, now)
         k = k + n
       end
     elseif n == 1 then
-      local cost, p = tonumber(op), set[1]
+      local p = set[1]
       for i = 1, count do consume_one(p, k + i, now, cost) end
       k = k + count
     else
-      local cost = tonumber(op)
       for _ = 1, count do
         consume(set, k, now, cost)
         k = k + n

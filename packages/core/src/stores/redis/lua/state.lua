@@ -55,38 +55,50 @@ local function decode(value)
   return format, offset, expires_at, state
 end
 
--- What this call knows of its keys, by position in KEYS: the values come from one MGET for the whole
--- batch instead of a GET per check. A key that appears again (the same client twice in a batch) maps
--- to its first position, so a later check sees an earlier one's write. Arrays, not tables by key
--- name: filling four hash tables per call cost more than the checks' arithmetic.
--- Set afresh by load_keys() at the start of every call (as a Redis Function, these outlive a call).
+-- What this call knows of its keys, by position in KEYS: the values come from one GET, or one MGET
+-- for a batch, instead of a GET per check. A key that appears again (the same client twice in a
+-- batch) maps to its first position, so a later check sees an earlier one's write. Arrays, not
+-- tables by key name: filling four hash tables per call cost more than the checks' arithmetic.
+-- As a Redis Function these tables outlive a call: load_keys() clears the positions a call uses
+-- rather than allocating new tables on every call.
 local call_keys    -- KEYS of this call
-local first        -- position in KEYS -> the position of the key's first appearance
-local raw          -- position -> value as read by MGET (false: no such key)
-local live         -- position -> state (false: none), once decoded
-local expiry       -- position -> the state's expiry by the store clock
-local kept         -- position -> the time (ms) Redis keeps the key until, when known
+local first = {}   -- position in KEYS -> the position of the key's first appearance
+local raw          -- position -> value as read (false: no such key)
+local lone = {}    -- raw for a one-key call
+local live = {}    -- position -> state (false: none), once decoded; nil: not decoded yet
+local expiry = {}  -- position -> the state's expiry by the store clock (set with live)
+local kept = {}    -- position -> the time (ms) Redis keeps the key until, when known
 
 local function load_keys(keys)
-  call_keys, first, live, expiry, kept = keys, {}, {}, {}, {}
+  call_keys = keys
   local n = #keys
+  if n == 1 then
+    -- GET fails on a key of another type by itself (WRONGTYPE), before anything is written.
+    lone[1] = redis.call('GET', keys[1])
+    raw = lone
+    first[1], live[1], kept[1] = 1, nil, nil
+    return
+  end
   if n == 0 then return end
   raw = redis.call('MGET', spread(keys))
   local seen = {}
-  local missing = {}
+  local missing
   for i = 1, n do
     local key = keys[i]
     local at = seen[key]
     if at == nil then
       seen[key] = i
       at = i
-      if not raw[i] then missing[#missing + 1] = key end
+      if not raw[i] then
+        if missing == nil then missing = {} end
+        missing[#missing + 1] = key
+      end
     end
-    first[i] = at
+    first[i], live[i], kept[i] = at, nil, nil
   end
   -- MGET reads a key of another type as missing, where GET would fail: fail the same way, before
   -- anything is written, rather than overwrite it.
-  if #missing > 0 and redis.call('EXISTS', spread(missing)) > 0 then
+  if missing ~= nil and redis.call('EXISTS', spread(missing)) > 0 then
     error({ err = 'WRONGTYPE Operation against a key holding the wrong kind of value' })
   end
 end

@@ -127,6 +127,20 @@ describe('SqliteStore: URIs and options', () => {
     );
   });
 
+  it('checkpoints a file it opened every 10,000 WAL pages, and leaves a given database at its own setting', async () => {
+    const path = file();
+    const store = new SqliteStore({ path, sweepIntervalMs: 0 });
+    const db = (store as unknown as { db: Database.Database }).db;
+    expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(10_000);
+    await store.consume('k', hour(5, 'ck:'), 1);
+    await store.close();
+    const given = new Database(file());
+    const other = new SqliteStore({ database: given, sweepIntervalMs: 0 });
+    expect(given.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+    await other.close();
+    given.close();
+  });
+
   it('uses a better-sqlite3 Database it is given, and leaves it open', async () => {
     const db = new Database(file());
     db.exec('CREATE TABLE app (x)');

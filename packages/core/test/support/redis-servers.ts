@@ -155,12 +155,16 @@ export interface RedisCluster {
   stop(): Promise<void>;
 }
 
-/** A Cluster of `masters` masters (no replicas), created with redis-cli --cluster create; resolves when cluster_state is ok everywhere. */
-export async function startCluster(masters = 3): Promise<RedisCluster> {
+/**
+ * A Cluster of `masters` masters and `replicas` replicas per master (cluster-node-timeout 1000 ms),
+ * created with redis-cli --cluster create; resolves when cluster_state is ok everywhere and every
+ * replica is in sync with its master.
+ */
+export async function startCluster(masters = 3, replicas = 0): Promise<RedisCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'fg-cluster-'));
   const nodes: RedisServer[] = [];
   try {
-    for (let i = 0; i < masters; i++) {
+    for (let i = 0; i < masters * (1 + replicas); i++) {
       const port = await freePort(true);
       nodes.push(
         await startRedis({
@@ -184,7 +188,7 @@ export async function startCluster(masters = 3): Promise<RedisCluster> {
         'create',
         ...nodes.map((n) => `127.0.0.1:${n.port}`),
         '--cluster-replicas',
-        '0',
+        String(replicas),
         '--cluster-yes',
       ],
       { timeout: 30_000 },
@@ -193,6 +197,14 @@ export async function startCluster(masters = 3): Promise<RedisCluster> {
       await until(`cluster_state:ok on ${node.port}`, async () =>
         (await cli(node.port, 'cluster', 'info')).includes('cluster_state:ok'),
       );
+    }
+    if (replicas > 0) {
+      for (const node of nodes) {
+        await until(`node ${node.port} in sync`, async () => {
+          const info = await cli(node.port, 'info', 'replication');
+          return info.includes('role:master') || info.includes('master_link_status:up');
+        });
+      }
     }
   } catch (error) {
     await Promise.all(nodes.map((n) => n.stop()));

@@ -70,6 +70,9 @@ const CLOCK_TTL_FLOOR_MS = 60_000;
 const SCAN_COUNT = 1000;
 /** After a FUNCTION LOAD failed (Redis unreachable), how long checks go by EVALSHA before it is tried again. */
 const FUNCTION_RETRY_MS = 5000;
+/** A Cluster call that ioredis gave up on after redirections (a slot moving) is sent again this often, this long apart. */
+const REDIRECT_RETRIES = 5;
+const REDIRECT_RETRY_MS = 100;
 
 /** The subset of the ioredis command API the store uses (the same on Redis and Cluster). */
 interface Commands {
@@ -109,8 +112,11 @@ export class RedisStore implements Store {
   readonly defaults?: { readonly prefix?: string };
   /** The ioredis client in use (the one given, or the one the store created). */
   readonly client: RedisClient;
-  /** Script calls made and checks sent, for benchmarks and tests of batching. */
-  readonly stats = { calls: 0, checks: 0 };
+  /**
+   * Script calls made and checks sent, for benchmarks and tests of batching; calls sent again after
+   * ioredis gave up on a Cluster redirection loop (a slot moving).
+   */
+  readonly stats = { calls: 0, checks: 0, resent: 0 };
 
   private readonly commands: Commands;
   private readonly owned: boolean;
@@ -487,7 +493,7 @@ export class RedisStore implements Store {
     this.stats.calls++;
     this.stats.checks += batch.length;
     this.inFlight++;
-    this.evaluate(args).then(
+    this.call(args, 0).then(
       (reply) => {
         this.settled();
         if (!Array.isArray(reply) || reply.length !== 4 * keyCount) {
@@ -531,6 +537,24 @@ export class RedisStore implements Store {
   private settled(): void {
     this.inFlight--;
     if (this.waiting > 0) this.schedule();
+  }
+
+  /**
+   * evaluate(), sent again when ioredis gave up on a Cluster redirection loop. While a slot migrates,
+   * a check whose keys are split between the two masters gets TRYAGAIN, and ioredis retries that on
+   * a random node, which answers MOVED back: 16 redirections pass in well under a second. Every reply
+   * was a redirection, so the script ran nowhere and sending it again cannot count a check twice.
+   */
+  private call(args: string[], attempt: number): Promise<unknown> {
+    const sent = this.evaluate(args);
+    if (!this.cluster) return sent;
+    return sent.catch((error: unknown) => {
+      if (attempt >= REDIRECT_RETRIES || this.closed || !isRedirectionLoop(error)) throw error;
+      this.stats.resent++;
+      return new Promise((resolve) => setTimeout(resolve, REDIRECT_RETRY_MS)).then(() =>
+        this.call(args, attempt + 1),
+      );
+    });
   }
 
   /**
@@ -706,9 +730,17 @@ function decodeState(value: Buffer): number[] | undefined {
   return numbers;
 }
 
+/** ioredis's Cluster error when every answer to a command was MOVED, ASK or TRYAGAIN: it ran nowhere. */
+const REDIRECTION_LOOP =
+  /^Too many Cluster redirections\. Last error: (?:ReplyError: )?(?:MOVED|ASK|TRYAGAIN)\b/;
+
+function isRedirectionLoop(error: unknown): boolean {
+  return error instanceof Error && REDIRECTION_LOOP.test(error.message);
+}
+
 /** Failures that mean "Redis cannot be reached now" rather than "Redis refused this command". */
 const UNAVAILABLE =
-  /Connection is closed|Stream isn't writeable|isn't ready|enableOfflineQueue|max retries|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE|sentinel|CLUSTERDOWN|LOADING|MASTERDOWN|READONLY|TRYAGAIN|no connection|connection ended|not connected/i;
+  /Connection is closed|Too many Cluster redirections|Stream isn't writeable|isn't ready|enableOfflineQueue|max retries|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE|sentinel|CLUSTERDOWN|LOADING|MASTERDOWN|READONLY|TRYAGAIN|no connection|connection ended|not connected/i;
 
 function storeError(error: unknown): FloodgateError {
   if (error instanceof FloodgateError) return error;

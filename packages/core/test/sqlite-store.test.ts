@@ -127,16 +127,19 @@ describe('SqliteStore: URIs and options', () => {
     );
   });
 
-  it('checkpoints a file it opened every 10,000 WAL pages, and leaves a given database at its own setting', async () => {
+  it('on a file it opened: checkpoints every 10,000 WAL pages and waits for locks itself; a given database keeps its settings', async () => {
     const path = file();
     const store = new SqliteStore({ path, sweepIntervalMs: 0 });
     const db = (store as unknown as { db: Database.Database }).db;
     expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(10_000);
+    expect(db.pragma('busy_timeout', { simple: true })).toBe(0); // the store retries a busy lock
     await store.consume('k', hour(5, 'ck:'), 1);
     await store.close();
     const given = new Database(file());
-    const other = new SqliteStore({ database: given, sweepIntervalMs: 0 });
+    const other = new SqliteStore({ database: given, sweepIntervalMs: 0, busyTimeoutMs: 700 });
     expect(given.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+    expect(given.pragma('busy_timeout', { simple: true })).toBe(700); // SQLite's busy handler waits
+    expect((await other.consume('k', hour(5, 'ck:'), 2))[0].remaining).toBe(3);
     await other.close();
     given.close();
   });

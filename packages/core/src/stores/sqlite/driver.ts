@@ -68,7 +68,9 @@ function hint(code: string | undefined, cause: string): string {
   return 'give the path of a writable file in an existing directory, like "sqlite:///limits.db"';
 }
 
-/** Sleep without yielding (only used while opening, to wait out a concurrent opener). */
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** Sleep without yielding (fractions of a ms too), to wait out another connection's lock. */
 export function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  Atomics.wait(sleeper, 0, 0, ms);
 }

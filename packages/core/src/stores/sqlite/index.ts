@@ -72,6 +72,14 @@ const ENTRIES_PAGE = 500;
 const CHECKPOINT_PAGES = 10_000;
 /** A file the store opened is also checkpointed this often when written to, bounding what a power loss can take. */
 const CHECKPOINT_INTERVAL_MS = 1000;
+/**
+ * Waiting for another process's write lock on a file the store opened: SQLite's own busy handler
+ * sleeps 1, 2, 5, 10, 15... ms between tries, while a group holds the lock for well under a
+ * millisecond, so with several processes most of a wait was spent after the lock was free. The store
+ * retries itself instead, first after FIRST_BUSY_WAIT_MS, doubling up to MAX_BUSY_WAIT_MS.
+ */
+const FIRST_BUSY_WAIT_MS = 0.05;
+const MAX_BUSY_WAIT_MS = 1;
 
 interface Pending {
   readonly run: () => unknown;
@@ -104,7 +112,11 @@ export class SqliteStore implements Store {
   private readonly nextPage;
   private readonly sweepBatch;
   private readonly probe;
-  private readonly runGroup: { immediate(pending: Pending[], results: unknown[]): void };
+  private readonly begin;
+  private readonly commit;
+  private readonly rollback;
+  /** SQLite's busy handler is off (busy_timeout 0) and the store retries a busy lock itself. */
+  private ownBusyWait = false;
   private pending: Pending[] = [];
   private scheduled = false;
   private sweeping = false;
@@ -232,9 +244,14 @@ export class SqliteStore implements Store {
          (SELECT id FROM ${ENTRIES_TABLE} WHERE sweep_after <= ? LIMIT ${SWEEP_BATCH})`,
       );
       this.probe = db.prepare('SELECT 1').pluck();
-      this.runGroup = db.transaction((group: Pending[], results: unknown[]) => {
-        for (let i = 0; i < group.length; i++) results[i] = group[i].run();
-      });
+      this.begin = db.prepare('BEGIN IMMEDIATE');
+      this.commit = db.prepare('COMMIT');
+      this.rollback = db.prepare('ROLLBACK');
+      if (this.ownsDatabase) {
+        // Opening and migrating waited through SQLite's busy handler; from here on the store waits.
+        db.pragma('busy_timeout = 0');
+        this.ownBusyWait = true;
+      }
     } catch (error) {
       if (this.ownsDatabase) this.db.close();
       throw error instanceof FloodgateError ? error : openFailed(this.path, error);
@@ -343,7 +360,7 @@ export class SqliteStore implements Store {
     this.assertOpen();
     let total = 0;
     for (;;) {
-      const removed = this.sweepBatch.run(Math.floor(this.clock() / SWEEP_GRAIN_MS)).changes;
+      const removed = this.sweepOnce();
       total += removed;
       if (removed > 0) this.written = true;
       if (removed < SWEEP_BATCH) break;
@@ -361,7 +378,7 @@ export class SqliteStore implements Store {
         return;
       }
       try {
-        const removed = this.sweepBatch.run(Math.floor(this.clock() / SWEEP_GRAIN_MS)).changes;
+        const removed = this.sweepOnce();
         this.swept += removed;
         if (removed > 0) this.written = true;
         this.lastSweepError = undefined;
@@ -376,6 +393,51 @@ export class SqliteStore implements Store {
       this.sweeping = false;
     };
     step();
+  }
+
+  /** One batch of the sweep, in its own write transaction. */
+  private sweepOnce(): number {
+    let removed = 0;
+    this.writeTransaction(() => {
+      removed = this.sweepBatch.run(Math.floor(this.clock() / SWEEP_GRAIN_MS)).changes;
+    });
+    return removed;
+  }
+
+  /**
+   * Run `body` in a BEGIN IMMEDIATE transaction: committed if it returns, rolled back if it throws.
+   * Waiting for the write lock is SQLite's busy handler's job on a database we were given, ours on a
+   * file we opened (see FIRST_BUSY_WAIT_MS), up to busyTimeoutMs either way.
+   */
+  private writeTransaction(body: () => void): void {
+    if (this.ownBusyWait) this.retryBusy(this.begin);
+    else this.begin.run();
+    try {
+      body();
+      this.commit.run();
+    } catch (error) {
+      if (this.db.inTransaction) this.rollback.run();
+      throw error;
+    }
+  }
+
+  /** Run `statement` (no parameters), retrying while the file is busy, up to busyTimeoutMs. */
+  private retryBusy(statement: { run(): unknown }): void {
+    let deadline = 0;
+    let wait = FIRST_BUSY_WAIT_MS;
+    for (;;) {
+      try {
+        statement.run();
+        return;
+      } catch (error) {
+        if (!isBusy(error)) throw error;
+        const now = performance.now();
+        if (deadline === 0) deadline = now + this.busyTimeoutMs;
+        else if (now >= deadline) throw error;
+        sleepSync(Math.min(wait, deadline - now));
+        wait = Math.min(wait * 2, MAX_BUSY_WAIT_MS);
+      }
+    }
   }
 
   /** The timed checkpoint: PASSIVE, so it never waits for another connection; a busy file is left to the next. */
@@ -448,7 +510,9 @@ export class SqliteStore implements Store {
     if (group.length === 0) return;
     const results: unknown[] = new Array(group.length);
     try {
-      this.runGroup.immediate(group, results);
+      this.writeTransaction(() => {
+        for (let i = 0; i < group.length; i++) results[i] = group[i].run();
+      });
     } catch (error) {
       // The transaction rolled back: none of the group's checks happened, and each caller hears so.
       const failure = storeFailed(this.path, 'check', error);
@@ -502,6 +566,11 @@ export class SqliteStore implements Store {
   }
 }
 
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+}
+
 function live(row: Row | undefined, now: number): AlgorithmState | undefined {
   return row === undefined || row[2] <= now ? undefined : decodeState(row[1]);
 }
@@ -523,10 +592,9 @@ function message(error: unknown): string {
 function storeFailed(path: string, what: string, error: unknown): FloodgateError {
   if (error instanceof FloodgateError) return error;
   const code = (error as { code?: string }).code;
-  const why =
-    code === 'SQLITE_BUSY'
-      ? 'the database stayed locked by another connection for longer than busyTimeoutMs'
-      : message(error);
+  const why = code?.startsWith('SQLITE_BUSY')
+    ? 'the database stayed locked by another connection for longer than busyTimeoutMs'
+    : message(error);
   return new FloodgateError(
     'FLOODGATE_STORE_FAILED',
     `SQLite ${what} on ${JSON.stringify(path)} failed: ${why}${code ? ` (${code})` : ''}`,

@@ -742,9 +742,21 @@ function isRedirectionLoop(error: unknown): boolean {
 const UNAVAILABLE =
   /Connection is closed|Too many Cluster redirections|Stream isn't writeable|isn't ready|enableOfflineQueue|max retries|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE|sentinel|CLUSTERDOWN|LOADING|MASTERDOWN|READONLY|TRYAGAIN|no connection|connection ended|not connected/i;
 
+/** Node's error codes for a TLS handshake that failed (certificate not trusted, expired, wrong name, alert). */
+const TLS_FAILURE = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_(?:GET|VERIFY)|ALTNAME/;
+
 function storeError(error: unknown): FloodgateError {
   if (error instanceof FloodgateError) return error;
   const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && TLS_FAILURE.test(code)) {
+    // Not connected, and it will not connect by itself: say what to look at.
+    return new FloodgateError(
+      'FLOODGATE_STORE_UNAVAILABLE',
+      `Redis: the TLS handshake failed (${code}: ${message}); check the ca, cert and key the store was given`,
+      { cause: error },
+    );
+  }
   return new FloodgateError(
     UNAVAILABLE.test(message) ? 'FLOODGATE_STORE_UNAVAILABLE' : 'FLOODGATE_STORE_FAILED',
     `Redis: ${message}`,

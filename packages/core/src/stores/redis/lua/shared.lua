@@ -11,12 +11,12 @@ local LOAD = {}
 -- Bound by bind_libs() at the start of a call, not here: as a Redis Function this prelude runs once,
 -- when the library is loaded, where `math` and `struct` cannot be reached yet.
 local floor, ceil, max, min
-local pack, unpack_struct, spread
+local pack, unpack_struct, spread, format
 local bound = false
 
 local function bind_libs()
   floor, ceil, max, min = math.floor, math.ceil, math.max, math.min
-  pack, unpack_struct, spread = struct.pack, struct.unpack, unpack
+  pack, unpack_struct, spread, format = struct.pack, struct.unpack, unpack, string.format
   bound = true
 end
 

@@ -144,6 +144,19 @@ describe('SqliteStore: URIs and options', () => {
     given.close();
   });
 
+  it("on a given database with the application's own transaction open, the calls join it as a savepoint", async () => {
+    const db = new Database(file());
+    const store = new SqliteStore({ database: db, sweepIntervalMs: 0 });
+    const policies = hour(5, 'nested:');
+    db.exec('BEGIN');
+    expect((await store.consume('k', policies, 2))[0].remaining).toBe(3);
+    expect(db.inTransaction).toBe(true);
+    db.exec('ROLLBACK'); // the application's rollback takes the check with it
+    expect((await store.consume('k', policies, 1))[0].remaining).toBe(4);
+    await store.close();
+    db.close();
+  });
+
   it('uses a better-sqlite3 Database it is given, and leaves it open', async () => {
     const db = new Database(file());
     db.exec('CREATE TABLE app (x)');

@@ -115,6 +115,9 @@ export class SqliteStore implements Store {
   private readonly begin;
   private readonly commit;
   private readonly rollback;
+  private readonly savepoint;
+  private readonly release;
+  private readonly rollbackTo;
   /** SQLite's busy handler is off (busy_timeout 0) and the store retries a busy lock itself. */
   private ownBusyWait = false;
   private pending: Pending[] = [];
@@ -247,6 +250,9 @@ export class SqliteStore implements Store {
       this.begin = db.prepare('BEGIN IMMEDIATE');
       this.commit = db.prepare('COMMIT');
       this.rollback = db.prepare('ROLLBACK');
+      this.savepoint = db.prepare('SAVEPOINT floodgate_group');
+      this.release = db.prepare('RELEASE floodgate_group');
+      this.rollbackTo = db.prepare('ROLLBACK TO floodgate_group');
       if (this.ownsDatabase) {
         // Opening and migrating waited through SQLite's busy handler; from here on the store waits.
         db.pragma('busy_timeout = 0');
@@ -410,6 +416,20 @@ export class SqliteStore implements Store {
    * file we opened (see FIRST_BUSY_WAIT_MS), up to busyTimeoutMs either way.
    */
   private writeTransaction(body: () => void): void {
+    if (this.db.inTransaction) {
+      // Only on a database we were given, whose application left its own transaction open: the
+      // calls join it as a savepoint (and are committed or rolled back with it).
+      this.savepoint.run();
+      try {
+        body();
+      } catch (error) {
+        this.rollbackTo.run();
+        throw error;
+      } finally {
+        this.release.run();
+      }
+      return;
+    }
     if (this.ownBusyWait) this.retryBusy(this.begin);
     else this.begin.run();
     try {

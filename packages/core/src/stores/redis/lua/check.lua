@@ -38,7 +38,12 @@ local function consume_one(p, i, now, cost)
   local state, allowed, remaining, reset, retry, ttl, rewound = p.step(read_state(i, now), now, p, cost)
   -- A denial writes only a state the clock went back past, re-dated to now (nothing consumed).
   if allowed or rewound then write_state(i, state, now, ttl, floor_ttl) end
-  report(allowed, remaining, reset, retry)
+  -- report(), inline: this runs once per check.
+  out[o + 1] = allowed and 1 or 0
+  out[o + 2] = remaining
+  out[o + 3] = reset
+  out[o + 4] = retry
+  o = o + 4
 end
 
 local function consume(set, k, now, cost)

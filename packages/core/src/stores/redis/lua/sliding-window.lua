@@ -28,15 +28,43 @@ end
 
 STEP.sw = function(state, now, p, cost)
   local limit, window = p.limit, p.window
-  local start, previous, count = sw_current(state, now, window)
-  local rewound = state ~= nil and state[1] > start
-  local used = sw_estimate(now, window, start, previous, count)
+  -- sw_current() and sw_estimate(), inline: this runs once per check, and a Lua call costs about as
+  -- much as the arithmetic. The same operations in the same order.
+  local start = floor(now / window) * window
+  local previous, count = 0, 0
+  local rewound = false
+  if state ~= nil then
+    local at = state[1]
+    if at == start then
+      previous, count = state[2], state[3]
+    elseif at == start - window then
+      previous = state[3]
+    elseif at > start then
+      previous, count = state[2], state[3]
+      rewound = true
+    end
+  end
+  local used = (previous * (window - (now - start))) / window + count
   if used + cost <= limit then
     -- A negative cost is a refund: it comes off this window's count, never below zero.
-    local counted = max(0, count + cost)
-    local reset = sw_until_empty(now, window, start, previous, counted)
-    return { start, previous, counted }, true, floor_units(limit - used - (counted - count)), reset, 0,
-      max(1, reset), rewound
+    local counted = count + cost
+    if not (counted > 0) then counted = 0 end -- max(0, …)
+    -- sw_until_empty(), ceil_ms() and floor_units(), inline.
+    local reset = 0
+    if counted > 0 then
+      reset = start + 2 * window - now
+    elseif previous > 0 then
+      reset = start + window - now
+    end
+    if reset > 0 then
+      reset = ceil(reset - 1e-9)
+      if not (reset > 0) then reset = 0 end
+    else
+      reset = 0
+    end
+    local units = limit - used - (counted - count)
+    if units > 0 then units = floor(units + 1e-9) else units = 0 end
+    return { start, previous, counted }, true, units, reset, 0, reset > 1 and reset or 1, rewound
   end
   local reset = sw_until_empty(now, window, start, previous, count)
   local guess

@@ -13,6 +13,9 @@ local HEAD = { '<Bhd', '<Bhdd', '<Bhddd', '<Bhdddd', '<Bhddddd', '<Bhdddddd', '<
 
 local function encode(format, offset, expires_at, state)
   local n = #state
+  -- The usual states (2 or 3 numbers) without unpack().
+  if n == 3 then return pack('<Bhdddd', format, offset, expires_at, state[1], state[2], state[3]) end
+  if n == 2 then return pack('<Bhddd', format, offset, expires_at, state[1], state[2]) end
   if n < CHUNK then return pack(HEAD[n + 1], format, offset, expires_at, spread(state)) end
   -- In chunks: Lua cannot pass a sliding log's thousands of numbers as one call's arguments.
   local parts = { pack('<Bhd', format, offset, expires_at) }
@@ -111,7 +114,15 @@ local function read_state(i, now)
     state = false
     local value = raw[i]
     if value then
-      local format, offset, expires_at, decoded = decode(value)
+      local format, offset, expires_at, decoded
+      if #value == 35 then
+        -- decode()'s most usual case (three numbers), inline.
+        local a, b, c
+        format, offset, expires_at, a, b, c = unpack_struct('<Bhdddd', value)
+        if format == REDIS_TIME or format == CALLER_CLOCK then decoded = { a, b, c } else format = nil end
+      else
+        format, offset, expires_at, decoded = decode(value)
+      end
       if format ~= nil then
         state = decoded
         expiry[i] = expires_at
@@ -135,15 +146,6 @@ local function read_state(i, now)
   return state
 end
 
--- Write the state of KEYS[i] with its TTL in the same command: no window where a key could live
--- forever. With Redis time the key expires at ceil(expiry) (PXAT). A write whose expiry is less than
--- 1 ms past the time Redis already keeps the key keeps that TTL (KEEPTTL) and records how far that
--- time is from its own expiry (the offset): a window's writes share one end (their TTLs, whole ms
--- rounded up from different times, differ by under 1 ms), and moving an expiry costs Redis as much
--- as the rest of the write. Redis then drops a key at most 1 ms before its expiry, as PX with a
--- whole-ms TTL always did. `floor_ttl` (> 0 with the caller's clock) keeps keys alive in real time
--- when the clock is the caller's own (test) clock. TTLs are whole ms (ceil_ms), so Redis formats
--- the numbers as integers.
 -- A whole number of ms as command text. Redis formats a Lua number argument with "%.17g", which
 -- costs more than the rest of a SET; "%d" is a fraction of that, and writes in one window share one
 -- expiry, so the last text is kept.
@@ -156,6 +158,15 @@ local function ms_text(ms)
   return ms_string
 end
 
+-- Write the state of KEYS[i] with its TTL in the same command: no window where a key could live
+-- forever. With Redis time the key expires at ceil(expiry) (PXAT). A write whose expiry is less than
+-- 1 ms past the time Redis already keeps the key keeps that TTL (KEEPTTL) and records how far that
+-- time is from its own expiry (the offset): a window's writes share one end (their TTLs, whole ms
+-- rounded up from different times, differ by under 1 ms), and moving an expiry costs Redis as much
+-- as the rest of the write. Redis then drops a key at most 1 ms before its expiry, as PX with a
+-- whole-ms TTL always did. `floor_ttl` (> 0 with the caller's clock) keeps keys alive in real time
+-- when the clock is the caller's own (test) clock. TTLs are whole ms (ceil_ms), so Redis formats
+-- the numbers as integers.
 local function write_state(i, state, now, ttl, floor_ttl)
   i = first[i]
   local key = call_keys[i]
@@ -164,7 +175,8 @@ local function write_state(i, state, now, ttl, floor_ttl)
     redis.call('SET', key, encode(CALLER_CLOCK, 0, expires_at, state), 'PX', max(ttl, floor_ttl))
   elseif kept[i] ~= nil and kept[i] + 1 > expires_at then
     -- A refund can bring the expiry far back: a smaller offset still says "at least until".
-    local offset = min(kept[i] - ceil(expires_at), MAX_OFFSET)
+    local offset = kept[i] - ceil(expires_at)
+    if offset > MAX_OFFSET then offset = MAX_OFFSET end
     redis.call('SET', key, encode(REDIS_TIME, offset, expires_at, state), 'KEEPTTL')
   else
     local at = ceil(expires_at)

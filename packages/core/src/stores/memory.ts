@@ -1,10 +1,10 @@
 /**
  * In-process store. Exact under concurrency because every check runs synchronously on the one JS
- * thread. Compact: a key costs one Map entry plus fixed-size slots in typed arrays (no object per
- * key), so a million keys take about 145 MB of RSS, key strings included. Bounded: at `maxKeys`
- * the least recently used key is evicted (and counted). No timer per key: expired keys are
- * reclaimed from the LRU tail as new keys arrive, and by one unref'd sweep that walks a slice of
- * the slots at a time.
+ * thread. Compact: no object and no string per key. A key's text goes into a 32-byte record of the
+ * key table (key-table.ts), its state and expiry into a typed-array cell, its LRU links into another:
+ * a million keys take about 90 MB of RSS. Bounded: at `maxKeys` the least recently used key is
+ * evicted (and counted). No timer per key: expired keys are reclaimed from the LRU tail as new keys
+ * arrive, and by one unref'd sweep that walks a slice of the slots at a time.
  */
 import { ALGORITHMS } from '../algorithms/index.js';
 import { coarseMonotonicClock } from '../clock.js';
@@ -23,6 +23,7 @@ import type {
   StoreEntry,
   StoreHealth,
 } from '../types.js';
+import { KeyTable, NONE, PAGE_BITS, PAGE_MASK, PAGE_SIZE } from './key-table.js';
 
 export interface MemoryStoreOptions {
   /** Most keys held at once (all buckets together); the least recently used is evicted. @default 10_000_000 */
@@ -37,29 +38,20 @@ export interface MemoryStoreOptions {
 }
 
 const DEFAULT_MAX_KEYS = 10_000_000;
-/** Widest fixed-size state of any algorithm (sliding window: 3 numbers). */
-const STRIDE = 3;
-const NONE = -1;
+/** Numbers per slot in the cell column: the widest fixed-size state (sliding window: 3), then the expiry. */
+const CELL = 4;
+const EXPIRY = 3;
+/** Numbers per slot in the link column: the LRU list's previous and next slot. */
+const LINK = 2;
 /** Slots reclaimed from the LRU tail per new key, and per sweep tick. */
 const RECLAIM_PER_INSERT = 2;
 const SWEEP_SLICE = 50_000;
 const INITIAL_CAPACITY = 1024;
-/**
- * Slots per page. The columns grow a page at a time and are never copied (only the first page
- * doubles up to this size, so a small store stays small): doubling whole columns left the old
- * copies behind as freed-but-kept malloc memory, about 20 bytes of RSS per key at a million keys.
- */
-const PAGE_BITS = 16;
-const PAGE_SIZE = 1 << PAGE_BITS;
-const PAGE_MASK = PAGE_SIZE - 1;
 
-/** Per-bucket index from key to slot. */
-class Table {
-  readonly index = new Map<string, number>();
-  constructor(
-    readonly id: number,
-    readonly bucket: string,
-  ) {}
+/** A bucket (one policy's counts): its id is what a slot records. */
+interface Bucket {
+  readonly id: number;
+  readonly name: string;
 }
 
 export class MemoryStore implements Store {
@@ -69,30 +61,33 @@ export class MemoryStore implements Store {
 
   private readonly maxKeys: number;
   private readonly clock: Clock;
-  private readonly tables = new Map<string, Table>();
-  private readonly tableById: Table[] = [];
+  private readonly buckets = new Map<string, Bucket>();
+  private readonly keys = new KeyTable();
   private capacity = 0;
   private used = 0;
   private freeHead = NONE;
-  // Slot columns. States live in `numbers`; sliding-log states (unbounded in length) in `logs`.
-  // Each column is a list of pages of PAGE_SIZE slots: slot s is at [s >>> PAGE_BITS][s & PAGE_MASK].
-  private readonly numberPages: Float64Array[] = [];
-  private readonly expiryPages: Float64Array[] = [];
-  private readonly prevPages: Int32Array[] = [];
-  private readonly nextPages: Int32Array[] = [];
-  private readonly tablePages: Int32Array[] = [];
-  private readonly keyPages: (string | undefined)[][] = [];
+  // Slot columns, as pages of PAGE_SIZE slots (slot s is at [s >>> PAGE_BITS][s & PAGE_MASK]):
+  // cells hold a slot's state and expiry side by side (one cache line per check), links its place in
+  // the LRU list (free slots are chained through `next`). Sliding-log states, unbounded in length,
+  // live in `logs` instead.
+  private readonly cellPages: Float64Array[] = [];
+  private readonly linkPages: Int32Array[] = [];
   private readonly logs = new Map<number, number[]>();
   private head = NONE;
   private tail = NONE;
   private sweepCursor = 0;
-  /** The one-policy path's cache of the last policy's table and algorithm, and its scratch state. */
+  /** The one-policy path's cache of the last policy's bucket and algorithm, and its scratch state. */
   private lastPolicy: Policy | undefined;
-  private lastTable: Table | undefined;
+  private lastBucket: Bucket | undefined;
   private lastAlgorithm: Algorithm | undefined;
   private readonly scratch = [0, 0, 0];
-  /** The slot the one-policy path found last (possibly released or reused since: check its key). Never negative. */
-  private hotSlot = 0;
+  /**
+   * The key, bucket and slot the one-policy path used last: a burst from one client skips the index.
+   * `hotKey` is cleared when that slot is released.
+   */
+  private hotKey: string | undefined;
+  private hotBucket = NONE;
+  private hotSlot = NONE;
   private readonly sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -120,7 +115,6 @@ export class MemoryStore implements Store {
     }
     this.maxKeys = maxKeys;
     this.clock = options.clock ?? coarseMonotonicClock;
-    // The first slots now, so the hot path may read slot `hotSlot` (0) before any key was stored.
     this.grow();
     if (sweepIntervalMs > 0) {
       this.sweepTimer = setInterval(() => this.sweep(SWEEP_SLICE), sweepIntervalMs);
@@ -161,70 +155,76 @@ export class MemoryStore implements Store {
 
   /**
    * One policy: no all-or-nothing bookkeeping needed. The hot path of every memory limiter, so the
-   * page arithmetic is done once here and the columns are read in place (small helpers cost a
-   * call each once the inlining budget is spent on the algorithm's step).
+   * page arithmetic is done once here and the cells are read in place (small helpers cost a call
+   * each once the inlining budget is spent on the algorithm's step).
    */
   private consumeOne(key: string, policy: Policy, cost: number, now: number): PolicyDecision {
     if (policy !== this.lastPolicy) this.bind(policy);
-    const table = this.lastTable as Table;
-    // The slot used last is checked first: a burst from one client skips the index lookup.
-    let slot = this.hotSlot;
-    let page = slot >>> PAGE_BITS;
-    let at = slot & PAGE_MASK;
-    if (this.keyPages[page][at] !== key || this.tablePages[page][at] !== table.id) {
-      slot = table.index.get(key) ?? NONE;
-      if (slot !== NONE) {
-        this.hotSlot = slot;
-        page = slot >>> PAGE_BITS;
-        at = slot & PAGE_MASK;
+    const bucket = (this.lastBucket as Bucket).id;
+    let slot: number;
+    if (key === this.hotKey && bucket === this.hotBucket) slot = this.hotSlot;
+    else {
+      slot = this.keys.find(bucket, key);
+      if (slot !== NONE) this.remember(key, bucket, slot);
+    }
+    let cells = this.cellPages[0];
+    let base = 0;
+    if (slot !== NONE) {
+      cells = this.cellPages[slot >>> PAGE_BITS];
+      base = (slot & PAGE_MASK) * CELL;
+      if (cells[base + EXPIRY] <= now) {
+        this.release(slot);
+        slot = NONE;
       }
     }
-    const expiry = this.expiryPages[page];
-    if (slot !== NONE && expiry[at] <= now) {
-      this.release(slot);
-      slot = NONE;
-    }
     const log = policy.algorithm === 'sliding-log';
-    const numbers = this.numberPages[page];
-    const base = at * STRIDE;
     let state: AlgorithmState | undefined;
     if (slot === NONE) state = undefined;
     else if (log) state = this.logs.get(slot) ?? [];
     else {
       const scratch = this.scratch;
-      scratch[0] = numbers[base];
-      scratch[1] = numbers[base + 1];
-      scratch[2] = numbers[base + 2];
+      scratch[0] = cells[base];
+      scratch[1] = cells[base + 1];
+      scratch[2] = cells[base + 2];
       state = scratch;
     }
     const step = (this.lastAlgorithm as Algorithm).step(state, now, policy, cost);
     if (!step.allowed) {
-      if (slot !== NONE) this.denied(table, key, slot, policy, step, now);
-    } else if (slot === NONE || log) {
-      this.write(table, key, slot, policy, step.state, now, step.ttlMs);
+      if (slot !== NONE) this.denied(bucket, key, slot, policy, step, now);
+    } else if (slot === NONE) {
+      this.remember(key, bucket, this.write(bucket, key, slot, policy, step.state, now, step.ttlMs));
+    } else if (log) {
+      this.write(bucket, key, slot, policy, step.state, now, step.ttlMs);
     } else {
       if (this.head !== slot) this.touch(slot);
-      expiry[at] = now + step.ttlMs;
+      cells[base + EXPIRY] = now + step.ttlMs;
       const next = step.state;
-      for (let i = 0; i < next.length; i++) numbers[base + i] = next[i];
+      for (let i = 0; i < next.length; i++) cells[base + i] = next[i];
     }
     return toPolicyDecision(policy, step);
+  }
+
+  private remember(key: string, bucket: number, slot: number): void {
+    this.hotKey = key;
+    this.hotBucket = bucket;
+    this.hotSlot = slot;
   }
 
   private consumeAll(key: string, policies: readonly Policy[], cost: number, now: number): PolicyDecision[] {
     const slots: number[] = new Array(policies.length);
     const states: (AlgorithmState | undefined)[] = new Array(policies.length);
     for (let i = 0; i < policies.length; i++) {
-      slots[i] = this.find(this.table(policies[i].bucket), key, now);
+      slots[i] = this.find(this.bucket(policies[i].bucket).id, key, now);
       states[i] = slots[i] === NONE ? undefined : this.read(slots[i], policies[i], [0, 0, 0]);
     }
     const result = evaluate(policies, states, now, cost);
     for (let i = 0; i < policies.length; i++) {
       const step = result.steps[i];
+      const bucket = this.bucket(policies[i].bucket).id;
       if (result.allowed) {
-        this.write(this.table(policies[i].bucket), key, slots[i], policies[i], step.state, now, step.ttlMs);
+        this.write(bucket, key, slots[i], policies[i], step.state, now, step.ttlMs);
       } else if (slots[i] !== NONE) {
-        this.denied(this.table(policies[i].bucket), key, slots[i], policies[i], step, now);
+        this.denied(bucket, key, slots[i], policies[i], step, now);
       }
     }
     return result.decisions;
@@ -240,20 +240,20 @@ export class MemoryStore implements Store {
    * its old time: for as long as the jump, not for about one window.
    */
   private denied(
-    table: Table,
+    bucket: number,
     key: string,
     slot: number,
     policy: Policy,
     step: StepResult,
     now: number,
   ): void {
-    if (step.rewound) this.write(table, key, slot, policy, step.state, now, step.ttlMs);
+    if (step.rewound) this.write(bucket, key, slot, policy, step.state, now, step.ttlMs);
     else this.touch(slot);
   }
 
-  /** Remember the table and algorithm of the policy seen last: a limiter passes the same one every call. */
+  /** Remember the bucket and algorithm of the policy seen last: a limiter passes the same one every call. */
   private bind(policy: Policy): void {
-    this.lastTable = this.table(policy.bucket);
+    this.lastBucket = this.bucket(policy.bucket);
     this.lastAlgorithm = ALGORITHMS[policy.algorithm];
     this.lastPolicy = policy;
   }
@@ -263,8 +263,8 @@ export class MemoryStore implements Store {
     const now = this.clock();
     return Promise.resolve(
       policies.map((policy) => {
-        const table = this.tables.get(policy.bucket);
-        const slot = table ? this.find(table, key, now) : NONE;
+        const bucket = this.buckets.get(policy.bucket);
+        const slot = bucket ? this.find(bucket.id, key, now) : NONE;
         return peekPolicy(policy, slot === NONE ? undefined : this.read(slot, policy, [0, 0, 0]), now);
       }),
     );
@@ -272,19 +272,19 @@ export class MemoryStore implements Store {
 
   async reset(key: string, buckets: readonly string[]): Promise<void> {
     this.assertOpen();
-    for (const bucket of buckets) {
-      const table = this.tables.get(bucket);
-      const slot = table?.index.get(key);
-      if (slot !== undefined) this.release(slot);
+    for (const name of buckets) {
+      const bucket = this.buckets.get(name);
+      const slot = bucket ? this.keys.find(bucket.id, key) : NONE;
+      if (slot !== NONE) this.release(slot);
     }
   }
 
   async clear(prefix: string): Promise<number> {
     this.assertOpen();
+    const matching = this.bucketIds(prefix);
     let removed = 0;
-    for (const table of this.tables.values()) {
-      if (!table.bucket.startsWith(prefix)) continue;
-      for (const slot of table.index.values()) {
+    for (let slot = 0; slot < this.capacity && matching.size > 0; slot++) {
+      if (this.keys.inUse(slot) && matching.has(this.keys.bucketOf(slot))) {
         this.release(slot);
         removed++;
       }
@@ -295,20 +295,21 @@ export class MemoryStore implements Store {
   async *entries(prefix: string): AsyncIterable<StoreEntry> {
     this.assertOpen();
     const now = this.clock();
-    for (const table of [...this.tables.values()]) {
-      if (!table.bucket.startsWith(prefix)) continue;
-      for (const [key, slot] of [...table.index]) {
-        if (this.expiry(slot) <= now) continue;
-        const log = this.logs.get(slot);
-        const base = (slot & PAGE_MASK) * STRIDE;
-        const numbers = this.numberPages[slot >>> PAGE_BITS];
-        yield {
-          bucket: table.bucket,
-          key,
-          state: log ? [...log] : Array.from(numbers.subarray(base, base + STRIDE)),
-          expiresAt: Date.now() + (this.expiry(slot) - now),
-        };
-      }
+    const matching = this.bucketIds(prefix);
+    const names = new Map([...this.buckets.values()].map((b) => [b.id, b.name]));
+    for (let slot = 0; slot < this.capacity && matching.size > 0; slot++) {
+      if (!this.keys.inUse(slot) || !matching.has(this.keys.bucketOf(slot))) continue;
+      const cells = this.cellPages[slot >>> PAGE_BITS];
+      const base = (slot & PAGE_MASK) * CELL;
+      const expiresAt = cells[base + EXPIRY];
+      if (expiresAt <= now) continue;
+      const log = this.logs.get(slot);
+      yield {
+        bucket: names.get(this.keys.bucketOf(slot)) as string,
+        key: this.keys.keyOf(slot) as string,
+        state: log ? [...log] : Array.from(cells.subarray(base, base + EXPIRY)),
+        expiresAt: Date.now() + (expiresAt - now),
+      };
     }
   }
 
@@ -331,7 +332,7 @@ export class MemoryStore implements Store {
     for (let n = 0; n < limit && this.capacity > 0; n++) {
       const slot = this.sweepCursor;
       this.sweepCursor = (this.sweepCursor + 1) % this.capacity;
-      if (this.keyOf(slot) !== undefined && this.expiry(slot) <= now) {
+      if (this.keys.inUse(slot) && this.expiry(slot) <= now) {
         this.release(slot);
         reclaimed++;
       }
@@ -344,20 +345,26 @@ export class MemoryStore implements Store {
       throw new FloodgateError('FLOODGATE_CLOSED', 'this MemoryStore was closed; create a new one');
   }
 
-  private table(bucket: string): Table {
-    let table = this.tables.get(bucket);
-    if (table === undefined) {
-      table = new Table(this.tableById.length, bucket);
-      this.tables.set(bucket, table);
-      this.tableById.push(table);
+  private bucket(name: string): Bucket {
+    let bucket = this.buckets.get(name);
+    if (bucket === undefined) {
+      bucket = { id: this.buckets.size, name };
+      this.buckets.set(name, bucket);
     }
-    return table;
+    return bucket;
+  }
+
+  /** Ids of the buckets whose name starts with `prefix`. */
+  private bucketIds(prefix: string): Set<number> {
+    const ids = new Set<number>();
+    for (const bucket of this.buckets.values()) if (bucket.name.startsWith(prefix)) ids.add(bucket.id);
+    return ids;
   }
 
   /** The live slot of `key`, or NONE (an expired one is released on the way). */
-  private find(table: Table, key: string, now: number): number {
-    const slot = table.index.get(key);
-    if (slot === undefined) return NONE;
+  private find(bucket: number, key: string, now: number): number {
+    const slot = this.keys.find(bucket, key);
+    if (slot === NONE) return NONE;
     if (this.expiry(slot) <= now) {
       this.release(slot);
       return NONE;
@@ -371,43 +378,35 @@ export class MemoryStore implements Store {
    */
   private read(slot: number, policy: Policy, into: number[]): AlgorithmState {
     if (policy.algorithm === 'sliding-log') return this.logs.get(slot) ?? [];
-    const base = (slot & PAGE_MASK) * STRIDE;
-    const n = this.numberPages[slot >>> PAGE_BITS];
-    into[0] = n[base];
-    into[1] = n[base + 1];
-    into[2] = n[base + 2];
+    const base = (slot & PAGE_MASK) * CELL;
+    const cells = this.cellPages[slot >>> PAGE_BITS];
+    into[0] = cells[base];
+    into[1] = cells[base + 1];
+    into[2] = cells[base + 2];
     return into;
   }
 
+  /** Store `state` for `key` (in `slot`, or in a new slot when NONE) until now + ttlMs; returns the slot. */
   private write(
-    table: Table,
+    bucket: number,
     key: string,
     slot: number,
     policy: Policy,
     state: readonly number[],
     now: number,
     ttlMs: number,
-  ): void {
-    if (slot === NONE) slot = this.insert(table, key, now);
+  ): number {
+    if (slot === NONE) slot = this.insert(bucket, key, now);
     else this.touch(slot);
-    this.setState(slot, policy, state, now + ttlMs);
+    const cells = this.cellPages[slot >>> PAGE_BITS];
+    const base = (slot & PAGE_MASK) * CELL;
+    cells[base + EXPIRY] = now + ttlMs;
+    if (policy.algorithm === 'sliding-log') this.logs.set(slot, state as number[]);
+    else for (let i = 0; i < state.length; i++) cells[base + i] = state[i];
+    return slot;
   }
 
-  /** Store `state` in `slot` until `expiresAt` (kept apart from `write` so the hot path can inline it). */
-  private setState(slot: number, policy: Policy, state: readonly number[], expiresAt: number): void {
-    const page = slot >>> PAGE_BITS;
-    const at = slot & PAGE_MASK;
-    this.expiryPages[page][at] = expiresAt;
-    if (policy.algorithm === 'sliding-log') {
-      this.logs.set(slot, state as number[]);
-      return;
-    }
-    const numbers = this.numberPages[page];
-    const base = at * STRIDE;
-    for (let i = 0; i < state.length; i++) numbers[base + i] = state[i];
-  }
-
-  private insert(table: Table, key: string, now: number): number {
+  private insert(bucket: number, key: string, now: number): number {
     for (let i = 0; i < RECLAIM_PER_INSERT && this.tail !== NONE && this.expiry(this.tail) <= now; i++) {
       this.release(this.tail);
     }
@@ -419,18 +418,15 @@ export class MemoryStore implements Store {
     const slot = this.freeHead;
     this.freeHead = this.nextOf(slot);
     this.used++;
-    this.setKey(slot, key);
-    this.tablePages[slot >>> PAGE_BITS][slot & PAGE_MASK] = table.id;
-    table.index.set(key, slot);
+    this.keys.add(bucket, key, slot);
     this.linkAtHead(slot);
     return slot;
   }
 
   private release(slot: number): void {
-    const key = this.keyOf(slot);
-    if (key === undefined) return;
-    this.tableById[this.tableIdOf(slot)].index.delete(key);
-    this.setKey(slot, undefined);
+    if (!this.keys.inUse(slot)) return;
+    if (slot === this.hotSlot) this.hotKey = undefined;
+    this.keys.remove(slot);
     this.logs.delete(slot);
     this.unlink(slot);
     this.setNext(slot, this.freeHead);
@@ -438,10 +434,24 @@ export class MemoryStore implements Store {
     this.used--;
   }
 
+  /** Make `slot` the most recently used. Hot (every admitted call), so the link arithmetic is inline. */
   private touch(slot: number): void {
-    if (this.head === slot) return;
-    this.unlink(slot);
-    this.linkAtHead(slot);
+    const head = this.head;
+    if (head === slot) return;
+    const pages = this.linkPages;
+    const links = pages[slot >>> PAGE_BITS];
+    const at = (slot & PAGE_MASK) * LINK;
+    const before = links[at];
+    const after = links[at + 1];
+    // Unlink: `slot` is not the head, so it has a predecessor.
+    pages[before >>> PAGE_BITS][(before & PAGE_MASK) * LINK + 1] = after;
+    if (after !== NONE) pages[after >>> PAGE_BITS][(after & PAGE_MASK) * LINK] = before;
+    else this.tail = before;
+    // Link at the head (there is one: `slot` was in the list behind it).
+    links[at] = NONE;
+    links[at + 1] = head;
+    pages[head >>> PAGE_BITS][(head & PAGE_MASK) * LINK] = slot;
+    this.head = slot;
   }
 
   private linkAtHead(slot: number): void {
@@ -461,30 +471,21 @@ export class MemoryStore implements Store {
     else this.tail = before;
   }
 
-  private keyOf(slot: number): string | undefined {
-    return this.keyPages[slot >>> PAGE_BITS][slot & PAGE_MASK];
-  }
-  private setKey(slot: number, key: string | undefined): void {
-    this.keyPages[slot >>> PAGE_BITS][slot & PAGE_MASK] = key;
-  }
   /** When `slot` expires, in the clock's ms. */
   private expiry(slot: number): number {
-    return this.expiryPages[slot >>> PAGE_BITS][slot & PAGE_MASK];
-  }
-  private tableIdOf(slot: number): number {
-    return this.tablePages[slot >>> PAGE_BITS][slot & PAGE_MASK];
+    return this.cellPages[slot >>> PAGE_BITS][(slot & PAGE_MASK) * CELL + EXPIRY];
   }
   private prevOf(slot: number): number {
-    return this.prevPages[slot >>> PAGE_BITS][slot & PAGE_MASK];
+    return this.linkPages[slot >>> PAGE_BITS][(slot & PAGE_MASK) * LINK];
   }
   private nextOf(slot: number): number {
-    return this.nextPages[slot >>> PAGE_BITS][slot & PAGE_MASK];
+    return this.linkPages[slot >>> PAGE_BITS][(slot & PAGE_MASK) * LINK + 1];
   }
   private setPrev(slot: number, to: number): void {
-    this.prevPages[slot >>> PAGE_BITS][slot & PAGE_MASK] = to;
+    this.linkPages[slot >>> PAGE_BITS][(slot & PAGE_MASK) * LINK] = to;
   }
   private setNext(slot: number, to: number): void {
-    this.nextPages[slot >>> PAGE_BITS][slot & PAGE_MASK] = to;
+    this.linkPages[slot >>> PAGE_BITS][(slot & PAGE_MASK) * LINK + 1] = to;
   }
 
   /**
@@ -496,23 +497,15 @@ export class MemoryStore implements Store {
     let capacity: number;
     if (old < PAGE_SIZE) {
       capacity = Math.min(this.maxKeys, PAGE_SIZE, Math.max(INITIAL_CAPACITY, old * 2));
-      this.numberPages[0] = extend(this.numberPages[0], new Float64Array(capacity * STRIDE));
-      this.expiryPages[0] = extend(this.expiryPages[0], new Float64Array(capacity));
-      this.prevPages[0] = extend(this.prevPages[0], new Int32Array(capacity));
-      this.nextPages[0] = extend(this.nextPages[0], new Int32Array(capacity));
-      this.tablePages[0] = extend(this.tablePages[0], new Int32Array(capacity));
-      if (this.keyPages.length === 0) this.keyPages.push([]);
-      this.keyPages[0].length = capacity;
+      this.cellPages[0] = extend(this.cellPages[0], new Float64Array(capacity * CELL));
+      this.linkPages[0] = extend(this.linkPages[0], new Int32Array(capacity * LINK));
     } else {
       const size = Math.min(this.maxKeys - old, PAGE_SIZE);
       capacity = old + size;
-      this.numberPages.push(new Float64Array(size * STRIDE));
-      this.expiryPages.push(new Float64Array(size));
-      this.prevPages.push(new Int32Array(size));
-      this.nextPages.push(new Int32Array(size));
-      this.tablePages.push(new Int32Array(size));
-      this.keyPages.push(new Array<string | undefined>(size).fill(undefined));
+      this.cellPages.push(new Float64Array(size * CELL));
+      this.linkPages.push(new Int32Array(size * LINK));
     }
+    this.keys.grow(capacity);
     for (let slot = capacity - 1; slot >= old; slot--) {
       this.setNext(slot, this.freeHead);
       this.freeHead = slot;

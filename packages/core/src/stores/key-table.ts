@@ -1,0 +1,234 @@
+/**
+ * The memory store's index from (bucket, key) to slot, with the key text kept in typed arrays.
+ *
+ * Why not a `Map<string, number>` per bucket: at a million keys a Map entry costs ~29 bytes, the key
+ * string ~24 and the slot's reference to it 8 more, and a million strings that survive make V8's
+ * young generation grow by ~30 bytes per key on top. Here a key of up to 24 Latin-1 characters (every
+ * IPv4 key, every IPv6 key grouped by /56 or /64) is copied into a 32-byte record per slot and the
+ * caller's string is left to die young; the index is an open-addressing hash table in Int32Arrays
+ * (~17 bytes per key at a million). Longer keys, and keys with characters above U+00FF, are kept as
+ * strings in a side Map: correct for any key, just not compact.
+ *
+ * The index is split into 256 sub-tables chosen by the hash's top byte, each growing on its own: a
+ * growth rehashes a few thousand entries, not all of them, and frees small arrays that malloc reuses
+ * (freeing one big old array leaves RSS behind).
+ */
+
+/** Slots per page: every per-slot column grows a page at a time and is never copied past the first. */
+export const PAGE_BITS = 16;
+export const PAGE_SIZE = 1 << PAGE_BITS;
+export const PAGE_MASK = PAGE_SIZE - 1;
+
+export const NONE = -1;
+
+/** Bytes per slot record: [0..3] bucket id (Int32), [4] length mark, [5..28] key characters. */
+const RECORD = 32;
+const RECORD_INTS = RECORD / 4;
+const MARK_AT = 4;
+const CHARS_AT = 5;
+const MAX_INLINE = 24;
+/** Length marks: FREE for an unused slot, length + 1 for an inline key, LONG for a key in `longKeys`. */
+const FREE = 0;
+const LONG = 255;
+
+const SUB_BITS = 8;
+const SUB_SHIFT = 32 - SUB_BITS;
+const SUB_INITIAL_ENTRIES = 16;
+
+/**
+ * Random per process, so that which keys collide cannot be worked out from outside (keys are often
+ * chosen by clients: a fixed hash would let one fill a probe run and make every lookup slow).
+ */
+const SEED = globalThis.crypto.getRandomValues(new Int32Array(1))[0];
+
+export class KeyTable {
+  private readonly bytePages: Uint8Array[] = [];
+  private readonly intPages: Int32Array[] = [];
+  private readonly longKeys = new Map<number, string>();
+  /** Per sub-table, entries of two Int32s: [slot + 1 (0 = empty), hash]. Linear probing. */
+  private readonly subs: Int32Array[] = [];
+  private readonly subCounts = new Int32Array(1 << SUB_BITS);
+  private capacity = 0;
+
+  constructor() {
+    for (let i = 0; i < 1 << SUB_BITS; i++) this.subs.push(new Int32Array(SUB_INITIAL_ENTRIES * 2));
+  }
+
+  /**
+   * Make room for slots up to `capacity`, paged as the store pages its own columns: the first page
+   * is replaced by a larger copy until it holds PAGE_SIZE slots, then one page is added per call.
+   */
+  grow(capacity: number): void {
+    if (capacity <= PAGE_SIZE) {
+      const bytes = new Uint8Array(capacity * RECORD);
+      if (this.bytePages.length > 0) bytes.set(this.bytePages[0]);
+      this.bytePages[0] = bytes;
+      this.intPages[0] = new Int32Array(bytes.buffer);
+    } else {
+      const bytes = new Uint8Array((capacity - this.capacity) * RECORD);
+      this.bytePages.push(bytes);
+      this.intPages.push(new Int32Array(bytes.buffer));
+    }
+    this.capacity = capacity;
+  }
+
+  /** The slot holding `key` in bucket `bucketId`, or NONE. */
+  find(bucketId: number, key: string): number {
+    const hash = hashString(bucketId, key);
+    const sub = this.subs[hash >>> SUB_SHIFT];
+    const mask = (sub.length >> 1) - 1;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const entry = sub[i << 1];
+      if (entry === 0) return NONE;
+      if (sub[(i << 1) + 1] === hash && this.holds(entry - 1, bucketId, key)) return entry - 1;
+    }
+  }
+
+  /** Record `key` of bucket `bucketId` in the free slot `slot`. The key must not be present yet. */
+  add(bucketId: number, key: string, slot: number): void {
+    const page = slot >>> PAGE_BITS;
+    const at = slot & PAGE_MASK;
+    const bytes = this.bytePages[page];
+    const base = at * RECORD;
+    this.intPages[page][at * RECORD_INTS] = bucketId;
+    const n = key.length;
+    let mark = n <= MAX_INLINE ? n + 1 : LONG;
+    for (let i = 0; i < n && mark !== LONG; i++) {
+      const c = key.charCodeAt(i);
+      if (c > 0xff) mark = LONG;
+      else bytes[base + CHARS_AT + i] = c;
+    }
+    bytes[base + MARK_AT] = mark;
+    if (mark === LONG) this.longKeys.set(slot, key);
+    this.index(hashString(bucketId, key), slot);
+  }
+
+  /** Forget the key in `slot` (which must be in use). */
+  remove(slot: number): void {
+    const page = slot >>> PAGE_BITS;
+    const at = slot & PAGE_MASK;
+    const bytes = this.bytePages[page];
+    const base = at * RECORD;
+    const bucketId = this.intPages[page][at * RECORD_INTS];
+    const mark = bytes[base + MARK_AT];
+    let hash: number;
+    if (mark === LONG) {
+      hash = hashString(bucketId, this.longKeys.get(slot) as string);
+      this.longKeys.delete(slot);
+    } else {
+      hash = hashBytes(bucketId, bytes, base + CHARS_AT, mark - 1);
+    }
+    bytes[base + MARK_AT] = FREE;
+    this.unindex(hash, slot);
+  }
+
+  inUse(slot: number): boolean {
+    return this.bytePages[slot >>> PAGE_BITS][(slot & PAGE_MASK) * RECORD + MARK_AT] !== FREE;
+  }
+
+  bucketOf(slot: number): number {
+    return this.intPages[slot >>> PAGE_BITS][(slot & PAGE_MASK) * RECORD_INTS];
+  }
+
+  /** The key text of `slot`, or undefined when the slot is free. */
+  keyOf(slot: number): string | undefined {
+    const bytes = this.bytePages[slot >>> PAGE_BITS];
+    const base = (slot & PAGE_MASK) * RECORD;
+    const mark = bytes[base + MARK_AT];
+    if (mark === FREE) return undefined;
+    if (mark === LONG) return this.longKeys.get(slot);
+    let key = '';
+    for (let i = 0; i < mark - 1; i++) key += String.fromCharCode(bytes[base + CHARS_AT + i]);
+    return key;
+  }
+
+  private holds(slot: number, bucketId: number, key: string): boolean {
+    const page = slot >>> PAGE_BITS;
+    const at = slot & PAGE_MASK;
+    if (this.intPages[page][at * RECORD_INTS] !== bucketId) return false;
+    const bytes = this.bytePages[page];
+    const base = at * RECORD;
+    const mark = bytes[base + MARK_AT];
+    if (mark === LONG) return this.longKeys.get(slot) === key;
+    const n = key.length;
+    if (mark !== n + 1) return false;
+    for (let i = 0; i < n; i++) if (bytes[base + CHARS_AT + i] !== key.charCodeAt(i)) return false;
+    return true;
+  }
+
+  private index(hash: number, slot: number): void {
+    const s = hash >>> SUB_SHIFT;
+    let sub = this.subs[s];
+    // At most half full, so a probe run stays short.
+    if ((this.subCounts[s] + 1) * 2 > sub.length >> 1) sub = this.regrow(s);
+    const mask = (sub.length >> 1) - 1;
+    let i = hash & mask;
+    while (sub[i << 1] !== 0) i = (i + 1) & mask;
+    sub[i << 1] = slot + 1;
+    sub[(i << 1) + 1] = hash;
+    this.subCounts[s]++;
+  }
+
+  /** Remove `slot`'s entry and shift the entries after it back, so no tombstone is left. */
+  private unindex(hash: number, slot: number): void {
+    const s = hash >>> SUB_SHIFT;
+    const sub = this.subs[s];
+    const mask = (sub.length >> 1) - 1;
+    let hole = hash & mask;
+    while (sub[hole << 1] !== slot + 1) hole = (hole + 1) & mask;
+    for (let j = (hole + 1) & mask; sub[j << 1] !== 0; j = (j + 1) & mask) {
+      const home = sub[(j << 1) + 1] & mask;
+      // The entry at j may move back to the hole only if its home is not cyclically in (hole, j].
+      const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j;
+      if (stays) continue;
+      sub[hole << 1] = sub[j << 1];
+      sub[(hole << 1) + 1] = sub[(j << 1) + 1];
+      hole = j;
+    }
+    sub[hole << 1] = 0;
+    sub[(hole << 1) + 1] = 0;
+    this.subCounts[s]--;
+  }
+
+  private regrow(s: number): Int32Array {
+    const old = this.subs[s];
+    const sub = new Int32Array(old.length * 2);
+    const mask = (sub.length >> 1) - 1;
+    for (let k = 0; k < old.length; k += 2) {
+      if (old[k] === 0) continue;
+      const hash = old[k + 1];
+      let i = hash & mask;
+      while (sub[i << 1] !== 0) i = (i + 1) & mask;
+      sub[i << 1] = old[k];
+      sub[(i << 1) + 1] = hash;
+    }
+    this.subs[s] = sub;
+    return sub;
+  }
+}
+
+// FNV-1a over the UTF-16 code units, then a murmur3 finalizer so the top byte (which picks the
+// sub-table) depends on every character. Constants are written as int32 literals: V8 keeps the
+// arithmetic in integer registers only when every operand is a small integer. The string and byte
+// versions must agree exactly: a key is hashed from the caller's string on lookup and from its
+// stored bytes on removal.
+
+function hashString(bucketId: number, key: string): number {
+  let h = SEED ^ Math.imul(bucketId, 16777619);
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619);
+  return finish(h);
+}
+
+function hashBytes(bucketId: number, bytes: Uint8Array, from: number, n: number): number {
+  let h = SEED ^ Math.imul(bucketId, 16777619);
+  for (let i = 0; i < n; i++) h = Math.imul(h ^ bytes[from + i], 16777619);
+  return finish(h);
+}
+
+function finish(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, -2048144789); // 0x85ebca6b
+  h ^= h >>> 13;
+  h = Math.imul(h, -1028477387); // 0xc2b2ae35
+  return h ^ (h >>> 16);
+}

@@ -4,7 +4,7 @@
  * missing-driver error. Real files in a temporary directory throughout.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -142,6 +142,28 @@ describe('SqliteStore: URIs and options', () => {
     expect((await other.consume('k', hour(5, 'ck:'), 2))[0].remaining).toBe(3);
     await other.close();
     given.close();
+  });
+
+  it('the timed checkpoint truncates a WAL that other connections kept from starting over', async () => {
+    const path = file();
+    const store = new SqliteStore({ path, sweepIntervalMs: 0 });
+    const internals = store as unknown as { db: Database.Database; checkpoint(): void };
+    const reader = new Database(path);
+    reader.exec('BEGIN');
+    reader.prepare('SELECT count(*) FROM floodgate_entries').get(); // pins a snapshot
+    internals.db.exec('CREATE TABLE pad (x BLOB)');
+    const insert = internals.db.prepare('INSERT INTO pad VALUES (randomblob(4000))');
+    internals.db.transaction(() => {
+      for (let i = 0; i < 10_100; i++) insert.run();
+    })();
+    reader.exec('COMMIT');
+    reader.close();
+    await store.consume('k', hour(5, 'wal:'), 1); // checkpointed by now, but no writer has restarted it
+    expect(statSync(`${path}-wal`).size).toBeGreaterThan(10_000 * 4096);
+    internals.checkpoint();
+    expect(statSync(`${path}-wal`).size).toBe(0);
+    expect((await store.consume('k', hour(5, 'wal:'), 1))[0].remaining).toBe(3);
+    await store.close();
   });
 
   it("on a given database with the application's own transaction open, the calls join it as a savepoint", async () => {

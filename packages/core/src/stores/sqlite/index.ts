@@ -72,6 +72,8 @@ const ENTRIES_PAGE = 500;
 const CHECKPOINT_PAGES = 10_000;
 /** A file the store opened is also checkpointed this often when written to, bounding what a power loss can take. */
 const CHECKPOINT_INTERVAL_MS = 1000;
+/** Longest the timed checkpoint waits for a moment with no writer to restart an overgrown WAL. */
+const RESTART_WAIT_MS = 50;
 /**
  * Waiting for another process's write lock on a file the store opened: SQLite's own busy handler
  * sleeps 1, 2, 5, 10, 15... ms between tries, while a group holds the lock for well under a
@@ -465,9 +467,26 @@ export class SqliteStore implements Store {
     if (!this.written || this.closed) return;
     this.written = false;
     try {
-      this.db.pragma('wal_checkpoint(PASSIVE)');
+      const [result] = this.db.pragma('wal_checkpoint(PASSIVE)') as { log: number }[];
+      if (result !== undefined && result.log > CHECKPOINT_PAGES) this.restartWal();
     } catch {
       this.written = true; // try again at the next interval
+    }
+  }
+
+  /**
+   * The WAL only starts over when a writer finds it entirely checkpointed, which writers from other
+   * processes committing without pause can keep from ever happening, and it grows meanwhile. Past
+   * CHECKPOINT_PAGES, wait (through SQLite's busy handler, at most RESTART_WAIT_MS) for a moment
+   * with no writer, checkpoint all of it and truncate it; if no such moment comes, the next tick
+   * tries again.
+   */
+  private restartWal(): void {
+    this.db.pragma(`busy_timeout = ${Math.min(RESTART_WAIT_MS, this.busyTimeoutMs)}`);
+    try {
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } finally {
+      this.db.pragma(`busy_timeout = ${this.ownBusyWait ? 0 : this.busyTimeoutMs}`);
     }
   }
 

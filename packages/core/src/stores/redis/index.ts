@@ -490,6 +490,18 @@ export class RedisStore implements Store {
       runStart = c + 1;
     }
     args[2 + keyCount] = header;
+    if (batch.length > 1) {
+      // Keys that appear again (the same client twice in a batch) point the script at their first
+      // position, so a later check sees an earlier one's write.
+      const seen = new Map<string, number>();
+      let dups = '';
+      for (let j = 2; j < 2 + keyCount; j++) {
+        const first = seen.get(args[j]);
+        if (first === undefined) seen.set(args[j], j - 1);
+        else dups += `${dups === '' ? '' : ','}${j - 1}:${first}`;
+      }
+      if (dups !== '') args.push(dups);
+    }
     this.stats.calls++;
     this.stats.checks += batch.length;
     this.inFlight++;

@@ -3,7 +3,8 @@
 --
 -- ARGV: the header "floorTtl|set|set…", a set being its policies "tag,limit,windowMs,burst" joined
 --       by ';'; then per run of consecutive checks alike: "count,setIndex,op" (op: a cost, or 'p'
---       for peek) and now ('' = Redis TIME). A lone check is three arguments.
+--       for peek) and now ('' = Redis TIME); last, when a key appears more than once, the
+--       repeated positions "position:first,…". A lone check is three arguments.
 -- KEYS: per check, one key per policy of its set, in policy order.
 -- Returns per check, per policy: allowed (1/0), remaining, resetMs, retryAfterMs.
 
@@ -131,10 +132,17 @@ local function check(KEYS, ARGV)
   if #KEYS == 1 then out = { 0, 0, 0, 0 } else out = {} end
   o = 0
 
-  load_keys(KEYS)
+  -- Runs come in pairs after the header; one more argument at the end lists repeated keys.
+  local last = #ARGV
+  local dups = nil
+  if last % 2 == 0 then
+    dups = ARGV[last]
+    last = last - 1
+  end
+  load_keys(KEYS, dups)
   local server_now = nil
   local k = 0 -- keys used so far
-  for a = 2, #ARGV, 2 do
+  for a = 2, last, 2 do
     local text = ARGV[a]
     local run = runs_parsed[text]
     if run == nil then

@@ -73,7 +73,9 @@ local expiry = {}  -- position -> the state's expiry by the store clock (set wit
 local kept = {}    -- position -> the time (ms) Redis keeps the key until, when known
 local size = {}    -- position -> the length of the value Redis holds, when kept[] is known
 
-local function load_keys(keys)
+-- `dups`: the positions of keys that appeared earlier in KEYS, as "position:first,…" (the client
+-- knows them; finding them here took a hash table per call), or nil when there are none.
+local function load_keys(keys, dups)
   call_keys = keys
   local n = #keys
   if n == 1 then
@@ -85,20 +87,16 @@ local function load_keys(keys)
   end
   if n == 0 then return end
   raw = redis.call('MGET', spread(keys))
-  local seen = {}
   local missing
   for i = 1, n do
-    local key = keys[i]
-    local at = seen[key]
-    if at == nil then
-      seen[key] = i
-      at = i
-      if not raw[i] then
-        if missing == nil then missing = {} end
-        missing[#missing + 1] = key
-      end
+    if not raw[i] then
+      if missing == nil then missing = {} end
+      missing[#missing + 1] = keys[i]
     end
-    first[i], live[i], kept[i] = at, nil, nil
+    first[i], live[i], kept[i] = i, nil, nil
+  end
+  if dups ~= nil then
+    for at, to in string.gmatch(dups, '(%d+):(%d+)') do first[tonumber(at)] = tonumber(to) end
   end
   -- MGET reads a key of another type as missing, where GET would fail: fail the same way, before
   -- anything is written, rather than overwrite it.

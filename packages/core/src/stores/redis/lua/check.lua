@@ -12,6 +12,7 @@
 -- when the library loads, so they read these instead of closing over a call's locals.
 local floor_ttl
 local out
+local replies = {} -- the reply table, reused
 local o -- entries in out (a counter: #out is a search per append)
 
 local function report(allowed, remaining, reset, retry)
@@ -128,8 +129,10 @@ local function check(KEYS, ARGV)
   end
   floor_ttl = header.floor_ttl
   local sets = header.sets
-  -- A lone check's reply made at its size: growing a table 1, 2, 4 costs three reallocations.
-  if #KEYS == 1 then out = { 0, 0, 0, 0 } else out = {} end
+  -- The reply table is kept from call to call (as a Redis Function; made anew for EVALSHA): growing
+  -- a new one to a batch's size took a reallocation at every power of two. What an earlier call
+  -- left past this call's end is cleared before returning, below.
+  out = replies
   o = 0
 
   -- Runs come in pairs after the header; one more argument at the end lists repeated keys.
@@ -176,5 +179,8 @@ local function check(KEYS, ARGV)
       end
     end
   end
+  -- #out, not a count kept from the last call: a call that failed half way left its entries too.
+  -- The entries are always 1..n without holes, so #out is their end.
+  for j = o + 1, #out do out[j] = nil end
   return out
 end

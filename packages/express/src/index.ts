@@ -8,7 +8,7 @@
  * The adapter is thin: it hands the request and `req.ip` (which honours Express's `trust proxy`) to
  * the core RequestLimiter, and sends the answer the core builds. See docs/adapters.md.
  */
-import type { Admission, Answer, Decision, Limiter, RateLimitOptions } from '@floodgate/core';
+import type { Admission, Answer, CheckResult, Decision, Limiter, RateLimitOptions } from '@floodgate/core';
 import { RequestLimiter } from '@floodgate/core';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
@@ -56,9 +56,10 @@ export function RateLimit(options: ExpressRateLimitOptions) {
       throw new TypeError(`@RateLimit() decorates methods; ${String(context.name)} is a ${context.kind}`);
     }
     async function limited(this: This, req: Request, res: Response, next: NextFunction): Promise<unknown> {
-      let proceed: boolean;
+      let proceed: boolean | Promise<boolean>;
       try {
-        proceed = await admit(plan, req, res);
+        proceed = decide(plan, req, res, await plan.check(req, req.ip, res));
+        if (proceed !== true && proceed !== false) proceed = await proceed;
       } catch (error) {
         if (typeof next === 'function') return next(error);
         throw error;
@@ -76,10 +77,12 @@ export function RateLimit(options: ExpressRateLimitOptions) {
   };
 }
 
+/** One request through the middleware: a single async step (the check), the rest synchronous. */
 async function run(plan: Plan, req: Request, res: Response, next: NextFunction): Promise<void> {
-  let proceed: boolean;
+  let proceed: boolean | Promise<boolean>;
   try {
-    proceed = await admit(plan, req, res);
+    proceed = decide(plan, req, res, await plan.check(req, req.ip, res));
+    if (proceed !== true && proceed !== false) proceed = await proceed;
   } catch (error) {
     // A key or cost function that threw, or returned something invalid: the app's error handler decides.
     next(error);
@@ -88,9 +91,11 @@ async function run(plan: Plan, req: Request, res: Response, next: NextFunction):
   if (proceed) next();
 }
 
-/** Count the request; true when it may go on, false when it has been answered here. */
-async function admit(plan: Plan, req: Request, res: Response): Promise<boolean> {
-  const result = await plan.check(req, req.ip, res);
+/**
+ * After the check: true when the request may go on, false when it has been answered here, a promise of
+ * false while the user's onLimit answers it.
+ */
+function decide(plan: Plan, req: Request, res: Response, result: CheckResult): boolean | Promise<boolean> {
   if (result === 'skip') return true;
   if (result === 'no-client') {
     send(res, plan.unknownClient);
@@ -102,13 +107,15 @@ async function admit(plan: Plan, req: Request, res: Response): Promise<boolean> 
     if (plan.refunds) watch(plan, res, result);
     return true;
   }
-  if (plan.usesOnLimit(decision)) {
-    await (plan.onLimit as LimitHandler)(req, res, decision);
-    // An onLimit that forgot to answer must not leave the request hanging.
-    if (!res.headersSent) send(res, plan.answer(decision));
-  } else {
-    send(res, plan.answer(decision));
-  }
+  if (plan.usesOnLimit(decision)) return answerByUser(plan, req, res, decision);
+  send(res, plan.answer(decision));
+  return false;
+}
+
+async function answerByUser(plan: Plan, req: Request, res: Response, decision: Decision): Promise<false> {
+  await (plan.onLimit as LimitHandler)(req, res, decision);
+  // An onLimit that forgot to answer must not leave the request hanging.
+  if (!res.headersSent) send(res, plan.answer(decision));
   return false;
 }
 

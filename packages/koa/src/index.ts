@@ -8,7 +8,7 @@
  * The adapter is thin: it hands the context and `ctx.ip` (which honours `app.proxy`) to the core
  * RequestLimiter and sends the answer the core builds. See docs/adapters.md.
  */
-import type { Admission, Answer, Decision, Limiter, RateLimitOptions } from '@floodgate/core';
+import type { Admission, Answer, CheckResult, Decision, Limiter, RateLimitOptions } from '@floodgate/core';
 import { RequestLimiter } from '@floodgate/core';
 import type { Context, Middleware, Next } from 'koa';
 
@@ -52,7 +52,8 @@ export function RateLimit(options: KoaRateLimitOptions) {
       throw new TypeError(`@RateLimit() decorates methods; ${String(context.name)} is a ${context.kind}`);
     }
     async function limited(this: This, ctx: Context, next: Next): Promise<unknown> {
-      const admission = await admit(plan, ctx);
+      let admission = decide(plan, ctx, await plan.check(ctx, ctx.ip, ctx.res));
+      if (admission instanceof Promise) admission = await admission;
       if (admission === undefined) return undefined;
       if (admission === 'skip' || !plan.refunds) return method.call(this, ctx, next);
       return settleAfter(plan, admission, ctx, method.call(this, ctx, next));
@@ -61,17 +62,23 @@ export function RateLimit(options: KoaRateLimitOptions) {
   };
 }
 
+/** One request through the middleware: a single async step (the check), the rest synchronous. */
 async function run(plan: Plan, ctx: Context, next: Next): Promise<unknown> {
   // Errors (a key or cost function that threw) propagate to Koa's own error handling.
-  const admission = await admit(plan, ctx);
+  let admission = decide(plan, ctx, await plan.check(ctx, ctx.ip, ctx.res));
+  if (admission instanceof Promise) admission = await admission;
   if (admission === undefined) return undefined;
   if (admission === 'skip' || !plan.refunds) return next();
   return settleAfter(plan, admission, ctx, next());
 }
 
-/** Count the request: the Admission (or 'skip') when it may go on, undefined when answered here. */
-async function admit(plan: Plan, ctx: Context): Promise<Admission | 'skip' | undefined> {
-  const result = await plan.check(ctx, ctx.ip, ctx.res);
+type Outcome = Admission | 'skip' | undefined;
+
+/**
+ * After the check: the Admission (or 'skip') when the request may go on, undefined when it has been
+ * answered here, a promise of undefined while the user's onLimit answers it.
+ */
+function decide(plan: Plan, ctx: Context, result: CheckResult): Outcome | Promise<undefined> {
   if (result === 'skip') return result;
   if (result === 'no-client') {
     send(ctx, plan.unknownClient);
@@ -80,13 +87,15 @@ async function admit(plan: Plan, ctx: Context): Promise<Admission | 'skip' | und
   const decision = result.decision;
   ctx.state.rateLimit = decision;
   if (decision.allowed) return result;
-  if (plan.usesOnLimit(decision)) {
-    await (plan.onLimit as LimitHandler)(ctx, decision);
-    // An onLimit that set nothing would end as Koa's 404: answer as if there were none.
-    if (ctx.body == null && ctx.status === 404) send(ctx, plan.answer(decision));
-  } else {
-    send(ctx, plan.answer(decision));
-  }
+  if (plan.usesOnLimit(decision)) return answerByUser(plan, ctx, decision);
+  send(ctx, plan.answer(decision));
+  return undefined;
+}
+
+async function answerByUser(plan: Plan, ctx: Context, decision: Decision): Promise<undefined> {
+  await (plan.onLimit as LimitHandler)(ctx, decision);
+  // An onLimit that set nothing would end as Koa's 404: answer as if there were none.
+  if (ctx.body == null && ctx.status === 404) send(ctx, plan.answer(decision));
   return undefined;
 }
 

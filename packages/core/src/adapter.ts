@@ -254,6 +254,22 @@ export class RequestLimiter<Req, OnLimit = unknown> {
   }
 
   /**
+   * `check` without a promise, for the common case: no skip, key or cost function and a memory
+   * store. Undefined (and nothing counted) when any of those is present: call `check` then.
+   */
+  checkNow(ip: string | undefined, target: HeaderTarget): CheckResult | undefined {
+    if (this.skip !== undefined || this.key !== undefined || this.costFunction !== undefined)
+      return undefined;
+    const key = ipKey(ip, this.ipv6Subnet);
+    if (key === undefined) return this.noClient();
+    const decision = this.limiter.consumeNow(key, this.costValue);
+    if (decision === undefined) return undefined;
+    this.headers.write(decision, target);
+    if (!decision.allowed) target.setHeader('Retry-After', `${retryAfterSeconds(decision)}`);
+    return { decision, key, cost: this.costValue };
+  }
+
+  /**
    * The answer to a denied Decision when no onLimit is set: 503 when the store failed and the limiter
    * fails closed, else `statusCode` with `message` or the RFC 9457 quota-exceeded problem.
    */

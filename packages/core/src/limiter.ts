@@ -330,12 +330,26 @@ export class Limiter {
 
   private run(key: string, cost: number): Promise<Decision> {
     this.assertUsable(key);
-    if (this.memory !== undefined) {
-      const decision = this.memory.consumeDecision(key, this.policies, cost, cost > this.capacity);
-      if (!decision.allowed && this.onLimit) emit(this.onLimit, 'onLimit', { key, decision });
-      return Promise.resolve(decision);
-    }
+    if (this.memory !== undefined) return Promise.resolve(this.consumeInMemory(this.memory, key, cost));
     return this.runOnStore(key, cost);
+  }
+
+  /**
+   * For the adapters: the Decision of `consume(key, { cost })` without a promise when the store is
+   * memory (which answers synchronously and never fails), else undefined and nothing is counted.
+   * `cost` must already be valid. Lets a framework hook answer without an async step.
+   * @internal
+   */
+  consumeNow(key: string, cost: number): Decision | undefined {
+    if (this.memory === undefined) return undefined;
+    this.assertUsable(key);
+    return this.consumeInMemory(this.memory, key, cost);
+  }
+
+  private consumeInMemory(memory: MemoryStore, key: string, cost: number): Decision {
+    const decision = memory.consumeDecision(key, this.policies, cost, cost > this.capacity);
+    if (!decision.allowed && this.onLimit) emit(this.onLimit, 'onLimit', { key, decision });
+    return decision;
   }
 
   private runOnStore(key: string, cost: number): Promise<Decision> {

@@ -30,6 +30,39 @@ describe('RequestLimiter', () => {
     await plan.limiter.close();
   });
 
+  it('checkNow answers at once with a memory store and no functions, and counts nothing otherwise', async () => {
+    const plan = new RequestLimiter<Req>({ limit: '2/min', name: 'rn', store: new MemoryStore(), cost: 2 });
+    const t = target();
+    const now = plan.checkNow('192.0.2.9', t);
+    expect(now).toMatchObject({ key: '192.0.2.9', cost: 2, decision: { allowed: true, remaining: 0 } });
+    expect(t.headers.RateLimit).toMatch(/^"rn";r=0;t=\d+$/);
+    const denied = plan.checkNow('192.0.2.9', t);
+    expect(denied).toMatchObject({ decision: { allowed: false, remaining: 0 } });
+    expect(Number(t.headers['Retry-After'])).toBeGreaterThanOrEqual(1);
+    expect(plan.checkNow(undefined, t)).toBe('no-client');
+    // Same counts as check(): the async path sees what the sync one spent.
+    expect(await plan.check({}, '192.0.2.9', t)).toMatchObject({ decision: { allowed: false } });
+    await plan.limiter.close();
+
+    const keyed = new RequestLimiter<Req>({
+      limit: '2/min',
+      name: 'rk',
+      store: new MemoryStore(),
+      key: () => 'k',
+    });
+    expect(keyed.checkNow('192.0.2.9', target())).toBeUndefined();
+    expect((await keyed.limiter.peek('k')).remaining).toBe(2);
+    await keyed.limiter.close();
+    const remote = new RequestLimiter<Req>({
+      limit: '2/min',
+      name: 'rs',
+      store: failingStore(),
+      skipOnError: true,
+    });
+    expect(remote.checkNow('192.0.2.9', target())).toBeUndefined();
+    await remote.limiter.close();
+  });
+
   it("returns 'no-client' for a missing address and 'skip' when skip says so", async () => {
     const plan = new RequestLimiter<Req>({
       limit: '2/min',

@@ -37,7 +37,15 @@ type Plan = RequestLimiter<Request, LimitHandler>;
 export function rateLimit(options: ExpressRateLimitOptions): RateLimitMiddleware {
   const plan: Plan = new RequestLimiter(options, 'rateLimit()');
   const middleware = (req: Request, res: Response, next: NextFunction): void => {
-    void run(plan, req, res, next);
+    // With a memory store and no skip/key/cost function the Decision is there at once: no promise.
+    const now = plan.checkNow(req.ip, res);
+    if (now === undefined) {
+      void run(plan, req, res, next);
+      return;
+    }
+    const proceed = decide(plan, req, res, now);
+    if (proceed === true) next();
+    else if (proceed !== false) proceed.then((go) => go && next(), next);
   };
   return Object.assign(middleware, { limiter: plan.limiter });
 }

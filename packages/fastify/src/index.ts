@@ -14,6 +14,7 @@ import {
   type Admission,
   type Answer,
   assertAdapterOptions,
+  type CheckResult,
   createStore,
   type Decision,
   FloodgateError,
@@ -55,7 +56,8 @@ export interface FloodgatePluginOptions extends Partial<FastifyRateLimitOptions>
 
 /** A preHandler hook for one route, with the Limiter behind it. */
 export interface RateLimitHook {
-  (request: FastifyRequest, reply: FastifyReply): Promise<unknown>;
+  /** A callback-style Fastify hook: it calls `done` to go on, or sends the reply itself. */
+  (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void): void;
   readonly limiter: Limiter;
 }
 
@@ -191,29 +193,67 @@ const floodgatePlugin: FastifyPluginAsync<FloodgatePluginOptions> = async (fasti
   fastify.addHook('onClose', closeAll);
 };
 
-/** The hook checking one plan; made once per route at registration. */
+/**
+ * The hook checking one plan; made once per route at registration. A callback hook, so that with a
+ * memory store and no skip/key/cost function (the Decision is there at once) the request goes on
+ * without a promise; otherwise, or when the user's onLimit answers, it waits.
+ */
 function limitHook(plan: Plan) {
-  return async function floodgateLimit(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-    const result = await plan.check(request, request.ip, reply.raw);
-    if (result === 'skip') return undefined;
-    if (result === 'no-client') return send(reply, plan.unknownClient);
-    const decision = result.decision;
-    request.rateLimit = decision;
-    if (decision.allowed) {
-      if (plan.refunds) {
-        const pending = (request as Pending)[PENDING];
-        if (pending === undefined) (request as Pending)[PENDING] = [plan, result];
-        else pending.push(plan, result);
-      }
-      return undefined;
+  return function floodgateLimit(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    done: (error?: Error) => void,
+  ): void {
+    const now = plan.checkNow(request.ip, reply.raw);
+    if (now !== undefined && !answersItself(plan, now)) {
+      if (conclude(plan, request, reply, now) === undefined) done();
+      return;
     }
-    if (plan.usesOnLimit(decision)) {
-      await (plan.onLimit as LimitHandler)(request, reply, decision);
-      // An onLimit that forgot to answer must not leave the request hanging.
-      return reply.sent ? reply : send(reply, plan.answer(decision));
-    }
-    return send(reply, plan.answer(decision));
+    (now === undefined ? plan.check(request, request.ip, reply.raw) : Promise.resolve(now))
+      .then(async (result) => {
+        if (answersItself(plan, result)) {
+          request.rateLimit = result.decision;
+          await (plan.onLimit as LimitHandler)(request, reply, result.decision);
+          // An onLimit that forgot to answer must not leave the request hanging.
+          if (!reply.sent) send(reply, plan.answer(result.decision));
+          return;
+        }
+        if (conclude(plan, request, reply, result) === undefined) done();
+      })
+      .catch((error: unknown) => done(error instanceof Error ? error : new Error(String(error))));
   };
+}
+
+/** A denial the user's onLimit answers. */
+function answersItself(plan: Plan, result: CheckResult): result is Admission {
+  return (
+    result !== 'skip' &&
+    result !== 'no-client' &&
+    !result.decision.allowed &&
+    plan.usesOnLimit(result.decision)
+  );
+}
+
+/** Act on a check's result, except a user onLimit: undefined to go on with the request, or the reply sent. */
+function conclude(
+  plan: Plan,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  result: CheckResult,
+): FastifyReply | undefined {
+  if (result === 'skip') return undefined;
+  if (result === 'no-client') return send(reply, plan.unknownClient);
+  const decision = result.decision;
+  request.rateLimit = decision;
+  if (decision.allowed) {
+    if (plan.refunds) {
+      const pending = (request as Pending)[PENDING];
+      if (pending === undefined) (request as Pending)[PENDING] = [plan, result];
+      else pending.push(plan, result);
+    }
+    return undefined;
+  }
+  return send(reply, plan.answer(decision));
 }
 
 /** onResponse: give back what skipSuccessfulRequests / skipFailedRequests say to. */

@@ -34,7 +34,12 @@ type Plan = RequestLimiter<Context, LimitHandler>;
 /** Middleware limiting every request it sees; use it app-wide with app.use() or on one route. */
 export function rateLimit(options: KoaRateLimitOptions): RateLimitMiddleware {
   const plan: Plan = new RequestLimiter(options, 'rateLimit()');
-  const middleware = (ctx: Context, next: Next): Promise<unknown> => run(plan, ctx, next);
+  const middleware = (ctx: Context, next: Next): Promise<unknown> => {
+    // With a memory store and no skip/key/cost function the Decision is there at once: straight on
+    // to next() (or the answer) without waiting a promise of our own first.
+    const now = plan.checkNow(ctx.ip, ctx.res);
+    return now === undefined ? run(plan, ctx, next) : proceed(plan, ctx, next, decide(plan, ctx, now));
+  };
   return Object.assign(middleware, { limiter: plan.limiter });
 }
 
@@ -65,8 +70,17 @@ export function RateLimit(options: KoaRateLimitOptions) {
 /** One request through the middleware: a single async step (the check), the rest synchronous. */
 async function run(plan: Plan, ctx: Context, next: Next): Promise<unknown> {
   // Errors (a key or cost function that threw) propagate to Koa's own error handling.
-  let admission = decide(plan, ctx, await plan.check(ctx, ctx.ip, ctx.res));
-  if (admission instanceof Promise) admission = await admission;
+  return proceed(plan, ctx, next, decide(plan, ctx, await plan.check(ctx, ctx.ip, ctx.res)));
+}
+
+/** Downstream when the request may go on (settling refunds after it), nothing when it was answered. */
+async function proceed(
+  plan: Plan,
+  ctx: Context,
+  next: Next,
+  outcome: Outcome | Promise<undefined>,
+): Promise<unknown> {
+  const admission = outcome instanceof Promise ? await outcome : outcome;
   if (admission === undefined) return undefined;
   if (admission === 'skip' || !plan.refunds) return next();
   return settleAfter(plan, admission, ctx, next());

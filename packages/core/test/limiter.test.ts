@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { ALGORITHM_NAMES } from '../src/algorithms/index.js';
 import { FloodgateError } from '../src/errors.js';
 import { Limiter } from '../src/limiter.js';
 import { MemoryStore } from '../src/stores/memory.js';
@@ -150,14 +151,7 @@ describe('Limiter decisions', () => {
   });
 
   it('admits exactly the limit among 10,000 concurrent callers on one key', async () => {
-    for (const algorithm of [
-      'fixed-window',
-      'sliding-window',
-      'sliding-log',
-      'token-bucket',
-      'leaky-bucket',
-      'gcra',
-    ] as const) {
+    for (const algorithm of ALGORITHM_NAMES) {
       const l = limiter({ limit: 2500, window: '1h', algorithm, name: algorithm });
       const decisions = await Promise.all(Array.from({ length: 10_000 }, () => l.consume('hot')));
       expect([algorithm, decisions.filter((d) => d.allowed).length]).toEqual([algorithm, 2500]);

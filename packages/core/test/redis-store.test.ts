@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ALGORITHM_NAMES } from '../src/algorithms/index.js';
 import { FloodgateError } from '../src/errors.js';
 import { Limiter } from '../src/limiter.js';
 import { parsePolicies } from '../src/rate.js';
@@ -230,14 +231,7 @@ describe('on a private standalone server', () => {
 
   it('gives every key a TTL no longer than the state matters, for every algorithm', async () => {
     const text = prefix();
-    for (const algorithm of [
-      'fixed-window',
-      'sliding-window',
-      'sliding-log',
-      'token-bucket',
-      'leaky-bucket',
-      'gcra',
-    ] as const) {
+    for (const algorithm of ALGORITHM_NAMES) {
       const policies = parsePolicies({ limit: 5, window: '10s' }, { prefix: text, algorithm });
       await store.consume('ttl', policies, 2);
     }

@@ -434,24 +434,10 @@ export class MemoryStore implements Store {
     this.used--;
   }
 
-  /** Make `slot` the most recently used. Hot (every admitted call), so the link arithmetic is inline. */
   private touch(slot: number): void {
-    const head = this.head;
-    if (head === slot) return;
-    const pages = this.linkPages;
-    const links = pages[slot >>> PAGE_BITS];
-    const at = (slot & PAGE_MASK) * LINK;
-    const before = links[at];
-    const after = links[at + 1];
-    // Unlink: `slot` is not the head, so it has a predecessor.
-    pages[before >>> PAGE_BITS][(before & PAGE_MASK) * LINK + 1] = after;
-    if (after !== NONE) pages[after >>> PAGE_BITS][(after & PAGE_MASK) * LINK] = before;
-    else this.tail = before;
-    // Link at the head (there is one: `slot` was in the list behind it).
-    links[at] = NONE;
-    links[at + 1] = head;
-    pages[head >>> PAGE_BITS][(head & PAGE_MASK) * LINK] = slot;
-    this.head = slot;
+    if (this.head === slot) return;
+    this.unlink(slot);
+    this.linkAtHead(slot);
   }
 
   private linkAtHead(slot: number): void {

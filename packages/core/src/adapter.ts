@@ -248,8 +248,7 @@ export class RequestLimiter<Req, OnLimit = unknown> {
       cost = await this.costFunction(req);
       decision = await this.limiter.consume(key, { cost });
     }
-    this.headers.write(decision, target);
-    if (!decision.allowed) target.setHeader('Retry-After', `${retryAfterSeconds(decision)}`);
+    this.writeHeaders(decision, target);
     return { decision, key, cost };
   }
 
@@ -264,9 +263,14 @@ export class RequestLimiter<Req, OnLimit = unknown> {
     if (key === undefined) return this.noClient();
     const decision = this.limiter.consumeNow(key, this.costValue);
     if (decision === undefined) return undefined;
+    this.writeHeaders(decision, target);
+    return { decision, key, cost: this.costValue };
+  }
+
+  /** The RateLimit headers of `decision`, and Retry-After on a denial. */
+  private writeHeaders(decision: Decision, target: HeaderTarget): void {
     this.headers.write(decision, target);
     if (!decision.allowed) target.setHeader('Retry-After', `${retryAfterSeconds(decision)}`);
-    return { decision, key, cost: this.costValue };
   }
 
   /**

@@ -141,7 +141,7 @@ const floodgatePlugin: FastifyPluginAsync<FloodgatePluginOptions> = async (fasti
   function routePlan(routeOptions: RouteRateLimitOptions, where: string, scope: string | undefined): Plan {
     assertAdapterOptions(routeOptions, where, ['hook']);
     const { hook: _hook, ...own } = routeOptions;
-    const merged = { ...shared, ...own } as FastifyRateLimitOptions;
+    const merged = overPlugin(shared, own);
     if (merged.limit === undefined) {
       throw invalid(`${where} needs a limit, like { limit: "10/min" } (the plugin has none to inherit)`);
     }
@@ -192,6 +192,38 @@ const floodgatePlugin: FastifyPluginAsync<FloodgatePluginOptions> = async (fasti
 
   fastify.addHook('onClose', closeAll);
 };
+
+/** Event hooks a Limiter also takes at the top level (the top-level onLimit is the adapter's answer). */
+const TOP_LEVEL_EVENTS = ['onStoreError', 'onDegraded', 'onRecovered'] as const;
+
+/**
+ * A route's options over the plugin's, field by field. `events` is merged per hook name: a shallow
+ * merge let a route's `events: { onLimit }` drop the plugin's `events.onStoreError`. A hook the route
+ * names (in `events`, or at the top level) replaces the plugin's hook of that name wherever the plugin
+ * gave it, so the two never clash as "given both at the top level and in events". Values that are not
+ * objects are left to the route's RequestLimiter to reject.
+ */
+function overPlugin(
+  plugin: Partial<FastifyRateLimitOptions>,
+  route: Partial<FastifyRateLimitOptions>,
+): FastifyRateLimitOptions {
+  const merged = { ...plugin, ...route } as FastifyRateLimitOptions;
+  const own = route.events === undefined ? {} : route.events;
+  if (!isRecord(own)) return merged;
+  for (const name of TOP_LEVEL_EVENTS) {
+    if (own[name] !== undefined && route[name] === undefined) delete merged[name];
+  }
+  if (isRecord(plugin.events)) {
+    const events: Record<string, unknown> = { ...plugin.events, ...own };
+    for (const name of TOP_LEVEL_EVENTS) if (route[name] !== undefined) delete events[name];
+    merged.events = events;
+  }
+  return merged;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
 
 /**
  * The hook checking one plan; made once per route at registration. A callback hook, so that with a

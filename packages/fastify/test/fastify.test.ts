@@ -1,4 +1,11 @@
-import { ALGORITHM_NAMES, QUOTA_EXCEEDED_TYPE } from '@floodgate/core';
+import {
+  ALGORITHM_NAMES,
+  type LimitEvent,
+  MemoryStore,
+  QUOTA_EXCEEDED_TYPE,
+  type Store,
+  type StoreErrorEvent,
+} from '@floodgate/core';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -7,6 +14,7 @@ import {
   expectExactRetryAfter,
   expectLimitEvent,
   expectStoreDownEvents,
+  failingStore,
   names,
   parseField,
   remaining,
@@ -336,6 +344,120 @@ describe('plugin', () => {
       app.get('/', { config: { rateLimit: { limit, name: routeName, onLimit } } }, async () => 'ok');
       return serve(app);
     });
+  });
+
+  it('a route config overriding events.onLimit keeps the plugin events.onStoreError; a plain route keeps both', async () => {
+    // A store that answers like memory until it is switched off, so one route can be limited and then fail.
+    const memory = new MemoryStore();
+    let down = false;
+    const store: Store = {
+      kind: 'switchable',
+      consume: (key, policies, cost) =>
+        down ? Promise.reject(new Error('backend down')) : memory.consume(key, policies, cost),
+      peek: (key, policies) => memory.peek(key, policies),
+      reset: (key, buckets) => memory.reset(key, buckets),
+      clear: (prefix) => memory.clear(prefix),
+      entries: (prefix) => memory.entries(prefix),
+      health: () => memory.health(),
+      close: () => Promise.resolve(),
+    };
+    const pluginLimits: LimitEvent[] = [];
+    const routeLimits: LimitEvent[] = [];
+    const storeErrors: StoreErrorEvent[] = [];
+    const pluginName = name();
+    try {
+      const app = make();
+      await app.register(floodgate, {
+        limit: '2/min',
+        name: pluginName,
+        store,
+        events: {
+          onLimit: (event) => pluginLimits.push(event),
+          onStoreError: (event) => storeErrors.push(event),
+        },
+      });
+      app.get(
+        '/route',
+        {
+          config: { rateLimit: { limit: '1/min', events: { onLimit: (event) => routeLimits.push(event) } } },
+        },
+        async () => 'route',
+      );
+      app.get('/plain', async () => 'plain');
+      const target = await serve(app);
+      const failure = { store: 'primary', kind: 'switchable', operation: 'consume', key: '127.0.0.1' };
+      const errorsSeen = () =>
+        storeErrors.map(({ store, kind, operation, key }) => ({ store, kind, operation, key }));
+
+      // The route's own onLimit replaces the plugin's on that route.
+      expect((await sequence(2, () => request(target, '/route'))).map((r) => r.status)).toEqual([200, 429]);
+      expect(routeLimits).toHaveLength(1);
+      expect(routeLimits[0].key).toBe('127.0.0.1');
+      expect(routeLimits[0].decision).toMatchObject({
+        allowed: false,
+        limit: 1,
+        remaining: 0,
+        degraded: false,
+      });
+      expect(routeLimits[0].decision.policy).toBe('1-in-1m');
+      expect(pluginLimits).toEqual([]);
+
+      // The plain route uses the plugin's onLimit.
+      expect((await sequence(3, () => request(target, '/plain'))).map((r) => r.status)).toEqual([
+        200, 200, 429,
+      ]);
+      expect(pluginLimits).toHaveLength(1);
+      expect(pluginLimits[0].key).toBe('127.0.0.1');
+      expect(pluginLimits[0].decision).toMatchObject({ allowed: false, limit: 2, policy: pluginName });
+      expect(routeLimits).toHaveLength(1);
+      expect(storeErrors).toEqual([]);
+
+      // The plugin's onStoreError still fires on the route that gave its own events, and on the plain one.
+      down = true;
+      expect((await request(target, '/route')).status).toBe(503);
+      expect(errorsSeen()).toEqual([failure]);
+      expect((await request(target, '/plain')).status).toBe(503);
+      expect(errorsSeen()).toEqual([failure, failure]);
+      // A failed store is no limit: neither onLimit fired again.
+      expect([routeLimits.length, pluginLimits.length]).toEqual([1, 1]);
+    } finally {
+      await memory.close();
+    }
+  });
+
+  it('a hook a route names replaces the plugin hook of that name, at the top level or in events', async () => {
+    const calls: string[] = [];
+    const app = make();
+    await app.register(floodgate, {
+      global: false,
+      limit: '5/min',
+      store: failingStore(),
+      onStoreError: () => calls.push('plugin onStoreError'),
+      events: { onDegraded: (event) => calls.push(`plugin onDegraded ${event.mode}`) },
+    });
+    app.get(
+      '/events',
+      {
+        config: {
+          rateLimit: { events: { onStoreError: (event) => calls.push(`route onStoreError ${event.kind}`) } },
+        },
+      },
+      async () => 'events',
+    );
+    app.get(
+      '/top',
+      { config: { rateLimit: { onDegraded: (event) => calls.push(`route onDegraded ${event.mode}`) } } },
+      async () => 'top',
+    );
+    app.get('/inherits', { config: { rateLimit: {} } }, async () => 'inherits');
+    const target = await serve(app);
+
+    expect((await request(target, '/events')).status).toBe(503);
+    expect(calls.splice(0)).toEqual(['route onStoreError failing', 'plugin onDegraded closed']);
+    expect((await request(target, '/top')).status).toBe(503);
+    expect(calls.splice(0)).toEqual(['plugin onStoreError', 'route onDegraded closed']);
+    expect((await request(target, '/inherits')).status).toBe(503);
+    expect(calls.splice(0)).toEqual(['plugin onStoreError', 'plugin onDegraded closed']);
   });
 
   it('answers 503 with Retry-After and no RateLimit numbers when a real store is down, and fires the store events', async () => {

@@ -196,15 +196,15 @@ describe('on a private standalone server', () => {
     await server?.stop();
   });
 
-  it('sets safe options on the client it creates', () => {
+  it('sets safe options on the client it creates (no per-command timer: the store keeps the deadline)', () => {
     const options = store.client.options as {
       enableOfflineQueue: boolean;
       maxRetriesPerRequest: number;
-      commandTimeout: number;
+      commandTimeout: number | undefined;
     };
     expect(options.enableOfflineQueue).toBe(false);
     expect(options.maxRetriesPerRequest).toBe(1);
-    expect(options.commandTimeout).toBe(500);
+    expect(options.commandTimeout).toBeUndefined();
   });
 
   it('coalesces concurrent checks: 500 checks, 8 script calls (64 per call), one Redis TIME clock', async () => {
@@ -357,12 +357,7 @@ describe('on a private standalone server', () => {
   });
 
   it('does not close a client it was given', async () => {
-    const client = new Redis({
-      port: server.port,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: 500,
-    });
+    const client = new Redis({ port: server.port, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
     const given = new RedisStore({ client });
     expect((await given.health()).ok).toBe(true);
     await given.close();
@@ -393,7 +388,6 @@ describe('unsafe user clients', () => {
       port: 6379,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
-      commandTimeout: 500,
       lazyConnect: true,
     });
     new RedisStore({ client: safe });
@@ -407,9 +401,7 @@ describe('unsafe user clients', () => {
     await new Promise((r) => setImmediate(r));
     expect(warnings.length).toBe(1);
     expect((warnings[0] as Error & { code: string }).code).toBe('FLOODGATE_UNSAFE_REDIS_CLIENT');
-    expect(warnings[0].message).toContain(
-      'enableOfflineQueue on, maxRetriesPerRequest 20, no commandTimeout',
-    );
+    expect(warnings[0].message).toContain('enableOfflineQueue on, maxRetriesPerRequest 20:');
     expect(warnings[0].message).toContain('maxRetriesPerRequest: 1');
     for (const client of [safe, ...unsafe]) client.disconnect();
   });
@@ -446,6 +438,50 @@ describe('when Redis is down', () => {
     expect((await store.peek('d', policies))[0].remaining).toBe(99);
     await store.close();
     await restarted.stop();
+  }, 20_000);
+
+  it('a frozen server (SIGSTOP): every command fails at timeoutMs with FLOODGATE_STORE_TIMEOUT, on its own client and on one given to it', async () => {
+    const server = await startRedis();
+    const own = new RedisStore({ url: `redis://127.0.0.1:${server.port}`, timeoutMs: 300 });
+    const client = new Redis({ port: server.port, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    const given = new RedisStore({ client, timeoutMs: 300 });
+    const policies = parsePolicies('100/1m', { prefix: prefix() });
+    for (const store of [own, given])
+      expect((await store.consume('f', policies, 1))[0].remaining).toBe(store === own ? 99 : 98);
+    server.signal('SIGSTOP');
+    try {
+      for (const store of [own, given]) {
+        const started = Date.now();
+        const [check, lone, reset] = await Promise.all([
+          rejection(store.consume('f', policies, 1)),
+          rejection(Promise.all(Array.from({ length: 100 }, () => store.consume('g', policies, 1)))),
+          rejection(store.reset('h', [policies[0].bucket])),
+        ]);
+        const waited = Date.now() - started;
+        for (const error of [check, lone, reset]) {
+          expect(error).toBeInstanceOf(FloodgateError);
+          expect(error.code).toBe('FLOODGATE_STORE_TIMEOUT');
+          expect(error.message).toMatch(
+            /^FLOODGATE_STORE_TIMEOUT: redis (standalone redis:\/\/127\.0\.0\.1:\d+|client) did not answer within 300 ms$/,
+          );
+        }
+        expect(waited).toBeGreaterThanOrEqual(290);
+        expect(waited).toBeLessThan(1500);
+        expect((await store.health()).ok).toBe(false);
+      }
+    } finally {
+      server.signal('SIGCONT');
+    }
+    // The late answers are dropped; the frozen checks did run once Redis woke up, and new ones work.
+    for (const store of [own, given]) {
+      const [decision] = await store.consume('f', policies, 1);
+      expect(decision.allowed).toBe(true);
+    }
+    expect((await own.peek('f', policies))[0].remaining).toBe(100 - 2 - 2 - 2);
+    await own.close();
+    await given.close();
+    client.disconnect();
+    await server.stop();
   }, 20_000);
 
   it('at boot with no server: a check fails within the connect timeout, and the store works once Redis starts', async () => {

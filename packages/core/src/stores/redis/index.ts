@@ -7,6 +7,7 @@
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { ALGORITHMS } from '../../algorithms/index.js';
 import { assertKnownOptions, FloodgateError, show } from '../../errors.js';
+import { DeadlineWatch } from '../../resilience/deadline.js';
 import type { Clock, Policy, PolicyDecision, Store, StoreEntry, StoreHealth } from '../../types.js';
 import { invalidUri, redact, splitUri } from '../../uri.js';
 import { createClient, loadIoredis, type RedisClient, warnIfUnsafe } from './driver.js';
@@ -27,7 +28,10 @@ export interface RedisStoreOptions {
   clock?: Clock;
   /** Prefix the Limiter uses unless it is given its own (like a URI's ?prefix=). */
   prefix?: string;
-  /** Command timeout in ms of a client the store creates. @default 500 */
+  /**
+   * How long the store waits for any command it sends (on its own client or one given to it), in
+   * ms; then the call fails with FLOODGATE_STORE_TIMEOUT. @default 500
+   */
   timeoutMs?: number;
   /** Connect timeout in ms of a client the store creates; also how long a check waits for the first connection. @default 1000 */
   connectTimeoutMs?: number;
@@ -126,6 +130,8 @@ export class RedisStore implements Store {
   private readonly maxBatch: number;
   private readonly connectTimeoutMs: number;
   private readonly description: string;
+  /** The deadline of every command sent (one timer for all, not ioredis's commandTimeout timer per command). */
+  private readonly deadlines: DeadlineWatch;
   /** Checks waiting for the next flush, by Cluster slot (0 for a single node). */
   private readonly queues = new Map<number, Check[]>();
   private scheduled = false;
@@ -212,11 +218,7 @@ export class RedisStore implements Store {
           'redisOptions must be an object of ioredis options, like { tls: {} }',
         );
       }
-      this.client = createClient(
-        parsed,
-        { timeoutMs, connectTimeoutMs: this.connectTimeoutMs },
-        options.redisOptions,
-      );
+      this.client = createClient(parsed, { connectTimeoutMs: this.connectTimeoutMs }, options.redisOptions);
       this.owned = true;
       this.description = `redis ${parsed.mode} ${redact(options.url ?? '')}`;
     } else {
@@ -242,6 +244,7 @@ export class RedisStore implements Store {
       this.description = `redis ${client.isCluster ? 'cluster' : 'client'}`;
       warnIfUnsafe(client);
     }
+    this.deadlines = new DeadlineWatch(timeoutMs, this.description);
     this.commands = this.client as unknown as Commands;
     this.cluster = this.client.isCluster === true;
     if (this.owned) this.commands.on('error', this.onError);
@@ -508,7 +511,7 @@ export class RedisStore implements Store {
     this.call(args, 0).then(
       (reply) => {
         this.settled();
-        if (!Array.isArray(reply) || reply.length !== 4 * keyCount) {
+        if (!Array.isArray(reply) || reply.length !== 3 * keyCount) {
           this.fail(batch, new Error(`unexpected script reply ${show(reply)}`));
           return;
         }
@@ -523,12 +526,13 @@ export class RedisStore implements Store {
               policy: policy.name,
               limit: policy.limit,
               windowMs: policy.windowMs,
-              allowed: reply[at] === 1,
-              remaining: reply[at + 1] as number,
-              resetMs: reply[at + 2] as number,
-              retryAfterMs: reply[at + 3] as number,
+              // Admitted is no wait: every denial waits at least 1 ms (lua/check.lua sends no flag).
+              allowed: reply[at + 2] === 0,
+              remaining: reply[at] as number,
+              resetMs: reply[at + 1] as number,
+              retryAfterMs: reply[at + 2] as number,
             };
-            at += 4;
+            at += 3;
           }
           check.resolve(decisions);
         }
@@ -582,6 +586,10 @@ export class RedisStore implements Store {
     } catch (error) {
       return Promise.reject(error);
     }
+    return this.deadlines.watch(this.dispatch(args));
+  }
+
+  private dispatch(args: string[]): Promise<unknown> {
     const functions = this.functions;
     if (functions === 'ready') {
       args[0] = floodgateScript().functionName;
@@ -614,7 +622,9 @@ export class RedisStore implements Store {
     const loads =
       nodes.length === 0
         ? Promise.reject(new Error('no master known yet'))
-        : Promise.all(nodes.map((node) => node.call('FUNCTION', 'LOAD', 'REPLACE', library)));
+        : this.deadlines.watch(
+            Promise.all(nodes.map((node) => node.call('FUNCTION', 'LOAD', 'REPLACE', library))),
+          );
     loads.then(
       () => {
         if (this.functions === 'loading') this.functions = 'ready';
@@ -683,7 +693,7 @@ export class RedisStore implements Store {
   private async run<T>(command: () => Promise<T>): Promise<T> {
     try {
       await this.ready();
-      return await command();
+      return await this.deadlines.watch(command());
     } catch (error) {
       throw storeError(error);
     }

@@ -6,7 +6,9 @@
 --       for peek) and now ('' = Redis TIME); last, when a key appears more than once, the
 --       repeated positions "position:first,…". A lone check is three arguments.
 -- KEYS: per check, one key per policy of its set, in policy order.
--- Returns per check, per policy: allowed (1/0), remaining, resetMs, retryAfterMs.
+-- Returns per check, per policy: remaining, resetMs, retryAfterMs. Whether it was admitted is not
+-- sent: it is retryAfterMs = 0, as every denial waits at least 1 ms (a number less to convert costs
+-- Redis ~0.1 µs per check).
 
 -- Per-call values the helpers below share. As a Redis Function this file's functions are made once,
 -- when the library loads, so they read these instead of closing over a call's locals.
@@ -14,38 +16,48 @@ local floor_ttl
 local out
 local replies = {} -- the reply table, reused
 local o -- entries in out (a counter: #out is a search per append)
+local lone_keys -- no key appears twice in this call: a key is read and written once (see consume_one)
 
-local function report(allowed, remaining, reset, retry)
-  out[o + 1] = allowed and 1 or 0
-  out[o + 2] = remaining
-  out[o + 3] = reset
-  out[o + 4] = retry
-  o = o + 4
+local function report(remaining, reset, retry)
+  out[o + 1] = remaining
+  out[o + 2] = reset
+  out[o + 3] = retry
+  o = o + 3
 end
 
--- peek: remaining and resetMs as they stand (cost 0), allowed and retryAfterMs for a cost of 1.
+-- peek: remaining and resetMs as they stand (cost 0), retryAfterMs for a cost of 1.
 local function peek(set, k, now)
   for i = 1, #set do
     local p = set[i]
     local state = read_state(k + i, now)
     local _, _, remaining, reset = p.step(state, now, p, 0)
-    local _, allowed, _, _, retry = p.step(state, now, p, 1)
-    report(allowed, remaining, reset, retry)
+    local _, _, _, _, retry = p.step(state, now, p, 1)
+    report(remaining, reset, retry)
   end
 end
 
 -- One policy (the usual route): consume() below without its tables. "All admit" is this policy
--- admitting, and a denial has nothing to report again.
+-- admitting, and a denial has nothing to report again. An algorithm written with values (VSTEP) on a
+-- key that appears once in the call goes with no table at all.
 local function consume_one(p, i, now, cost)
-  local state, allowed, remaining, reset, retry, ttl, rewound = p.step(read_state(i, now), now, p, cost)
+  local allowed, remaining, reset, retry, ttl, rewound
+  local read, s1, s2, s3 = false, nil, nil, nil
+  if p.vstep ~= nil and lone_keys then read, s1, s2, s3 = read_values(i, now) end
   -- A denial writes only a state the clock went back past, re-dated to now (nothing consumed).
-  if allowed or rewound then write_state(i, state, now, ttl, floor_ttl) end
+  if read then
+    local a, b, c
+    allowed, remaining, reset, retry, ttl, rewound, a, b, c = p.vstep(now, p, cost, s1, s2, s3)
+    if allowed or rewound then put(i, now, ttl, floor_ttl, nil, a, b, c) end
+  else
+    local state
+    state, allowed, remaining, reset, retry, ttl, rewound = p.step(read_state(i, now), now, p, cost)
+    if allowed or rewound then write_state(i, state, now, ttl, floor_ttl) end
+  end
   -- report(), inline: this runs once per check.
-  out[o + 1] = allowed and 1 or 0
-  out[o + 2] = remaining
-  out[o + 3] = reset
-  out[o + 4] = retry
-  o = o + 4
+  out[o + 1] = remaining
+  out[o + 2] = reset
+  out[o + 3] = retry
+  o = o + 3
 end
 
 local function consume(set, k, now, cost)
@@ -70,7 +82,7 @@ local function consume(set, k, now, cost)
     end
     -- A denial writes only states the clock went back past, re-dated to now (nothing consumed).
     if not all and r[7] then write_state(k + i, r[1], now, r[6], floor_ttl) end
-    report(r[2], r[3], r[4], r[5])
+    report(r[3], r[4], r[5])
   end
 end
 
@@ -92,29 +104,29 @@ local function parse_header(text)
     local set = {}
     for tag, limit, window, burst in string.gmatch(parts[s], '([^,;]+),([^,;]+),([^,;]+),([^,;]+)') do
       if STEP[tag] == nil then LOAD[tag]() end
-      set[#set + 1] = { step = STEP[tag], limit = tonumber(limit), window = tonumber(window), burst = tonumber(burst) }
+      set[#set + 1] = { step = STEP[tag], vstep = VSTEP[tag], limit = to_number(limit), window = to_number(window), burst = to_number(burst) }
     end
     sets[s - 1] = set
   end
-  return { floor_ttl = tonumber(parts[1]), sets = sets }
+  return { floor_ttl = to_number(parts[1]), sets = sets }
 end
 
 -- "count,setIndex,op" -> { count, setIndex, cost (nil for a peek) }.
 local function parse_run(text)
   local count, set, op = string.match(text, '^([^,]+),([^,]+),([^,]+)$')
-  return { tonumber(count), tonumber(set), op ~= 'p' and tonumber(op) or nil }
+  return { to_number(count), to_number(set), op ~= 'p' and to_number(op) or nil }
 end
 
 -- Redis TIME in ms. The seconds change once a second: their text is converted only then.
 local second_text, second_ms
 local function redis_now()
-  local t = redis.call('TIME')
+  local t = redis_call('TIME')
   local s = t[1]
   if s ~= second_text then
-    second_ms = tonumber(s) * 1000
+    second_ms = to_number(s) * 1000
     second_text = s
   end
-  return second_ms + tonumber(t[2]) / 1000
+  return second_ms + to_number(t[2]) / 1000
 end
 
 -- One call: KEYS and ARGV as above. Returns the flat reply.
@@ -143,6 +155,7 @@ local function check(KEYS, ARGV)
     last = last - 1
   end
   load_keys(KEYS, dups)
+  lone_keys = dups == nil
   local server_now = nil
   local k = 0 -- keys used so far
   for a = 2, last, 2 do
@@ -160,7 +173,7 @@ local function check(KEYS, ARGV)
       if server_now == nil then server_now = redis_now() end
       now = server_now
     else
-      now = tonumber(now)
+      now = to_number(now)
     end
     local n = #set
     if cost == nil then

@@ -1,9 +1,9 @@
--- GCRA: mirrors algorithms/gcra.ts. State: {anchor, units}, with TAT = anchor + units x windowMs / limit.
+-- GCRA: mirrors algorithms/gcra.ts. State: anchor, units (as values, see VSTEP), with
+-- TAT = anchor + units x windowMs / limit.
 
--- {anchor, units} as of now: a TAT in the past restarts at now with nothing outstanding.
-local function gcra_current(state, now, p)
-  if state == nil then return now, 0 end
-  local anchor, units = state[1], state[2]
+-- anchor, units as of now: a TAT in the past restarts at now with nothing outstanding.
+local function gcra_current(anchor, units, now, p)
+  if anchor == nil then return now, 0 end
   if anchor > now then
     -- The clock went back: restart from now, with no more outstanding than the burst.
     anchor = now
@@ -18,34 +18,34 @@ local function gcra_scaled_ahead(anchor, units, now, p, cost)
   return (units + cost) * p.window - (now - anchor) * p.limit
 end
 
-local function gcra_admits(state, now, p, cost)
-  local anchor, units = gcra_current(state, now, p)
+local function gcra_admits(anchor, units, now, p, cost)
+  anchor, units = gcra_current(anchor, units, now, p)
   return gcra_scaled_ahead(anchor, units, now, p, cost) <= p.burst * p.window
 end
 
-STEP.gcra = function(state, now, p, cost)
+VSTEP.gcra = function(now, p, cost, s1, s2)
   local limit, window, burst = p.limit, p.window, p.burst
   local tolerance = burst * window
-  local rewound = state ~= nil and state[1] > now
-  local anchor, units = gcra_current(state, now, p)
+  local rewound = s1 ~= nil and s1 > now
+  local anchor, units = gcra_current(s1, s2, now, p)
   local after = gcra_scaled_ahead(anchor, units, now, p, cost)
   if after <= tolerance then
     -- A refund that takes the TAT back past now leaves nothing outstanding.
     local kept = max(0, after)
     local reset = ceil_ms(kept / limit)
-    local state_after
-    if kept > 0 then state_after = { anchor, units + cost } else state_after = { now, 0 } end
-    return state_after, true, floor_units((tolerance - kept) / window), reset, 0, max(1, reset), rewound
+    local remaining = floor_units((tolerance - kept) / window)
+    if kept > 0 then return true, remaining, reset, 0, max(1, reset), rewound, anchor, units + cost end
+    return true, remaining, reset, 0, max(1, reset), rewound, now, 0
   end
   local outstanding = gcra_scaled_ahead(anchor, units, now, p, 0)
   local reset = ceil_ms(outstanding / limit)
-  -- Waits are measured from the state as it stands now, which is what the store keeps after this denial.
-  local standing = { anchor, units }
   local retry
   if cost > burst then
     retry = max(1, reset)
   else
-    retry = exact_wait((after - tolerance) / limit, function(wait) return gcra_admits(standing, now + wait, p, cost) end)
+    -- Waits are measured from the state as it stands now, which is what the store keeps after this denial.
+    retry = exact_wait((after - tolerance) / limit, function(wait) return gcra_admits(anchor, units, now + wait, p, cost) end)
   end
-  return standing, false, floor_units((tolerance - outstanding) / window), reset, retry, max(1, reset), rewound
+  return false, floor_units((tolerance - outstanding) / window), reset, retry, max(1, reset), rewound, anchor, units
 end
+STEP.gcra = tabled(VSTEP.gcra)

@@ -3,8 +3,15 @@
 -- order of operations, so Lua and TypeScript reach the same decisions.
 
 -- Algorithm steps by tag ('fw', 'sw', ...); each algorithm file registers its own when its loader
--- (LOAD[tag], see lua.ts) runs.
+-- (LOAD[tag], see lua.ts) runs. STEP[tag](state, now, p, cost) takes the state as a table (nil: none)
+-- and returns the new state, allowed, remaining, resetMs, retryAfterMs, ttlMs, rewound.
+-- The algorithms whose state is at most three numbers (all but the sliding log) are written as
+-- VSTEP[tag](now, p, cost, s1, s2, s3): the state's numbers as values (s1 nil: none), returning
+-- allowed, remaining, resetMs, retryAfterMs, ttlMs, rewound, then the new state's numbers. A
+-- one-policy check then reads, steps and writes its key with no Lua table made: tables (the decoded
+-- state, the new state) cost Redis a third of a check. Their STEP is made from it by tabled().
 local STEP = {}
+local VSTEP = {}
 local LOAD = {}
 
 -- Locals, not globals: a global is two table lookups per use, and these run several times per check.
@@ -12,11 +19,14 @@ local LOAD = {}
 -- when the library is loaded, where `math` and `struct` cannot be reached yet.
 local floor, ceil, max, min
 local pack, unpack_struct, spread, format
+local redis_call, to_number
 local bound = false
 
 local function bind_libs()
   floor, ceil, max, min = math.floor, math.ceil, math.max, math.min
   pack, unpack_struct, spread, format = struct.pack, struct.unpack, unpack, string.format
+  -- Measured: a lone check's two tonumber() calls cost Redis ~0.6 µs less through a local.
+  redis_call, to_number = redis.call, tonumber
   bound = true
 end
 
@@ -54,4 +64,17 @@ local function fits(amount, capacity)
   local scale = 1
   if capacity > 1 then scale = capacity end
   return amount - capacity <= 1e-9 * scale
+end
+
+-- STEP from VSTEP: the same step, with the state as a table.
+local function tabled(vstep)
+  return function(state, now, p, cost)
+    local allowed, remaining, reset, retry, ttl, rewound, a, b, c
+    if state == nil then
+      allowed, remaining, reset, retry, ttl, rewound, a, b, c = vstep(now, p, cost)
+    else
+      allowed, remaining, reset, retry, ttl, rewound, a, b, c = vstep(now, p, cost, state[1], state[2], state[3])
+    end
+    return { a, b, c }, allowed, remaining, reset, retry, ttl, rewound
+  end
 end

@@ -1,13 +1,13 @@
 -- Sliding window (weighted counter): mirrors algorithms/sliding-window.ts.
--- State: {windowStart, previousCount, currentCount}.
+-- State: windowStart, previousCount, currentCount (as values, see VSTEP).
 
-local function sw_current(state, now, window)
+local function sw_current(s1, s2, s3, now, window)
   local start = floor(now / window) * window
-  if state == nil then return start, 0, 0 end
-  if state[1] == start then return start, state[2], state[3] end
-  if state[1] == start - window then return start, state[3], 0 end
+  if s1 == nil then return start, 0, 0 end
+  if s1 == start then return start, s2, s3 end
+  if s1 == start - window then return start, s3, 0 end
   -- A window in the future means the clock went back: keep the counts, relabelled to this window.
-  if state[1] > start then return start, state[2], state[3] end
+  if s1 > start then return start, s2, s3 end
   return start, 0, 0
 end
 
@@ -15,8 +15,8 @@ local function sw_estimate(now, window, start, previous, count)
   return (previous * (window - (now - start))) / window + count
 end
 
-local function sw_admits(state, now, p, cost)
-  local start, previous, count = sw_current(state, now, p.window)
+local function sw_admits(s1, s2, s3, now, p, cost)
+  local start, previous, count = sw_current(s1, s2, s3, now, p.window)
   return sw_estimate(now, p.window, start, previous, count) + cost <= p.limit
 end
 
@@ -26,21 +26,20 @@ local function sw_until_empty(now, window, start, previous, count)
   return 0
 end
 
-STEP.sw = function(state, now, p, cost)
+VSTEP.sw = function(now, p, cost, s1, s2, s3)
   local limit, window = p.limit, p.window
   -- sw_current() and sw_estimate(), inline: this runs once per check, and a Lua call costs about as
   -- much as the arithmetic. The same operations in the same order.
   local start = floor(now / window) * window
   local previous, count = 0, 0
   local rewound = false
-  if state ~= nil then
-    local at = state[1]
-    if at == start then
-      previous, count = state[2], state[3]
-    elseif at == start - window then
-      previous = state[3]
-    elseif at > start then
-      previous, count = state[2], state[3]
+  if s1 ~= nil then
+    if s1 == start then
+      previous, count = s2, s3
+    elseif s1 == start - window then
+      previous = s3
+    elseif s1 > start then
+      previous, count = s2, s3
       rewound = true
     end
   end
@@ -64,7 +63,7 @@ STEP.sw = function(state, now, p, cost)
     end
     local units = limit - used - (counted - count)
     if units > 0 then units = floor(units + 1e-9) else units = 0 end
-    return { start, previous, counted }, true, units, reset, 0, reset > 1 and reset or 1, rewound
+    return true, units, reset, 0, reset > 1 and reset or 1, rewound, start, previous, counted
   end
   local reset = sw_until_empty(now, window, start, previous, count)
   local guess
@@ -73,13 +72,13 @@ STEP.sw = function(state, now, p, cost)
   else
     guess = start + window + window * (1 - (limit - cost) / count) - now
   end
-  -- Waits are measured from the state as it stands now, which is what the store keeps after this denial.
-  local standing = { start, previous, count }
   local retry
   if cost > limit then
     retry = max(1, reset)
   else
-    retry = exact_wait(guess, function(wait) return sw_admits(standing, now + wait, p, cost) end)
+    -- Waits are measured from the state as it stands now, which is what the store keeps after this denial.
+    retry = exact_wait(guess, function(wait) return sw_admits(start, previous, count, now + wait, p, cost) end)
   end
-  return standing, false, floor_units(limit - used), reset, retry, max(1, reset), rewound
+  return false, floor_units(limit - used), reset, retry, max(1, reset), rewound, start, previous, count
 end
+STEP.sw = tabled(VSTEP.sw)

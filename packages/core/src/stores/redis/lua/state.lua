@@ -11,7 +11,12 @@ local MAX_OFFSET = 32767
 local CHUNK = 8
 local HEAD = { '<Bhd', '<Bhdd', '<Bhddd', '<Bhdddd', '<Bhddddd', '<Bhdddddd', '<Bhddddddd', '<Bhdddddddd' }
 
-local function encode(format, offset, expires_at, state)
+-- A state given as a table, or (state nil) as two or three values a, b, c (see VSTEP).
+local function encode(format, offset, expires_at, state, a, b, c)
+  if state == nil then
+    if c ~= nil then return pack('<Bhdddd', format, offset, expires_at, a, b, c) end
+    return pack('<Bhddd', format, offset, expires_at, a, b)
+  end
   local n = #state
   -- The usual states (2 or 3 numbers) without unpack().
   if n == 3 then return pack('<Bhdddd', format, offset, expires_at, state[1], state[2], state[3]) end
@@ -80,13 +85,13 @@ local function load_keys(keys, dups)
   local n = #keys
   if n == 1 then
     -- GET fails on a key of another type by itself (WRONGTYPE), before anything is written.
-    lone[1] = redis.call('GET', keys[1])
+    lone[1] = redis_call('GET', keys[1])
     raw = lone
     first[1], live[1], kept[1] = 1, nil, nil
     return
   end
   if n == 0 then return end
-  raw = redis.call('MGET', spread(keys))
+  raw = redis_call('MGET', spread(keys))
   local missing
   for i = 1, n do
     if not raw[i] then
@@ -96,11 +101,11 @@ local function load_keys(keys, dups)
     first[i], live[i], kept[i] = i, nil, nil
   end
   if dups ~= nil then
-    for at, to in string.gmatch(dups, '(%d+):(%d+)') do first[tonumber(at)] = tonumber(to) end
+    for at, to in string.gmatch(dups, '(%d+):(%d+)') do first[to_number(at)] = to_number(to) end
   end
   -- MGET reads a key of another type as missing, where GET would fail: fail the same way, before
   -- anything is written, rather than overwrite it.
-  if missing ~= nil and redis.call('EXISTS', spread(missing)) > 0 then
+  if missing ~= nil and redis_call('EXISTS', spread(missing)) > 0 then
     error({ err = 'WRONGTYPE Operation against a key holding the wrong kind of value' })
   end
 end
@@ -140,7 +145,7 @@ local function read_state(i, now)
   if expiry[i] <= now then
     -- Gone by the store clock: forget it now (as the memory store does), so a clock that later goes
     -- back cannot bring it back.
-    redis.call('DEL', call_keys[i])
+    redis_call('DEL', call_keys[i])
     live[i] = false
     kept[i] = nil
     return nil
@@ -160,42 +165,81 @@ local function ms_text(ms)
   return ms_string
 end
 
--- Write the state of KEYS[i] with its TTL in the same command: no window where a key could live
--- forever. With Redis time the key expires at ceil(expiry) (PXAT). A write whose expiry is less than
--- 1 ms past the time Redis already keeps the key keeps that TTL (KEEPTTL) and records how far that
--- time is from its own expiry (the offset): a window's writes share one end (their TTLs, whole ms
--- rounded up from different times, differ by under 1 ms), and moving an expiry costs Redis as much
--- as the rest of the write. Redis then drops a key at most 1 ms before its expiry, as PX with a
--- whole-ms TTL always did. `floor_ttl` (> 0 with the caller's clock) keeps keys alive in real time
--- when the clock is the caller's own (test) clock. TTLs are whole ms (ceil_ms), so Redis formats
--- the numbers as integers.
-local function write_state(i, state, now, ttl, floor_ttl)
-  i = first[i]
+-- The fast path's read (see VSTEP): the state of KEYS[i] as values as of now, for a key that appears
+-- once in the call and is read once, so nothing is kept for a second look. Returns true, then s1, s2,
+-- s3 (s1 nil: no state, or expired by the store clock and deleted, as read_state() does); false when
+-- the value is not a state of two or three numbers, for read_state() to decide.
+local function read_values(i, now)
+  local value = raw[i]
+  if not value then
+    kept[i] = nil
+    return true
+  end
+  local length = #value
+  local format, offset, expires_at, a, b, c
+  if length == 35 then
+    format, offset, expires_at, a, b, c = unpack_struct('<Bhdddd', value)
+  elseif length == 27 then
+    format, offset, expires_at, a, b = unpack_struct('<Bhddd', value)
+  else
+    return false
+  end
+  if format == REDIS_TIME then
+    kept[i] = ceil(expires_at) + offset
+    size[i] = length
+  elseif format == CALLER_CLOCK then
+    kept[i] = nil
+  else
+    return false
+  end
+  if expires_at <= now then
+    redis_call('DEL', call_keys[i])
+    kept[i] = nil
+    return true
+  end
+  return true, a, b, c
+end
+
+-- Write a state (a table, or state nil and the values a, b, c) to KEYS[i] with its TTL in the same
+-- command: no window where a key could live forever. With Redis time the key expires at
+-- ceil(expiry) (PXAT). A write whose expiry is less than 1 ms past the time Redis already keeps the
+-- key keeps that TTL (KEEPTTL) and records how far that time is from its own expiry (the offset): a
+-- window's writes share one end (their TTLs, whole ms rounded up from different times, differ by
+-- under 1 ms), and moving an expiry costs Redis as much as the rest of the write. Redis then drops a
+-- key at most 1 ms before its expiry, as PX with a whole-ms TTL always did. `floor_ttl` (> 0 with the
+-- caller's clock) keeps keys alive in real time when the clock is the caller's own (test) clock.
+-- TTLs are whole ms (ceil_ms), so Redis formats the numbers as integers. Returns the expiry.
+local function put(i, now, ttl, floor_ttl, state, a, b, c)
   local key = call_keys[i]
   local expires_at = now + ttl
   if floor_ttl > 0 then
-    redis.call('SET', key, encode(CALLER_CLOCK, 0, expires_at, state), 'PX', max(ttl, floor_ttl))
+    redis_call('SET', key, encode(CALLER_CLOCK, 0, expires_at, state, a, b, c), 'PX', max(ttl, floor_ttl))
   elseif kept[i] ~= nil and kept[i] + 1 > expires_at then
     -- A refund can bring the expiry far back: a smaller offset still says "at least until".
     local offset = kept[i] - ceil(expires_at)
     if offset > MAX_OFFSET then offset = MAX_OFFSET end
-    local value = encode(REDIS_TIME, offset, expires_at, state)
+    local value = encode(REDIS_TIME, offset, expires_at, state, a, b, c)
     if #value == size[i] then
       -- The key holds our value of the same length (read or written in this call): overwrite it in
       -- place. SETRANGE keeps the TTL, parses no options and answers a number rather than a status
       -- table; it costs Redis ~1.3k instructions less than SET … KEEPTTL (of ~34k per check).
-      redis.call('SETRANGE', key, '0', value)
+      redis_call('SETRANGE', key, '0', value)
     else
-      redis.call('SET', key, value, 'KEEPTTL')
+      redis_call('SET', key, value, 'KEEPTTL')
       size[i] = #value
     end
   else
     local at = ceil(expires_at)
-    local value = encode(REDIS_TIME, 0, expires_at, state)
-    redis.call('SET', key, value, 'PXAT', ms_text(at))
+    local value = encode(REDIS_TIME, 0, expires_at, state, a, b, c)
+    redis_call('SET', key, value, 'PXAT', ms_text(at))
     kept[i] = at
     size[i] = #value
   end
+  return expires_at
+end
+
+local function write_state(i, state, now, ttl, floor_ttl)
+  i = first[i]
+  expiry[i] = put(i, now, ttl, floor_ttl, state)
   live[i] = state
-  expiry[i] = expires_at
 end

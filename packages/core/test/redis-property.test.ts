@@ -17,14 +17,28 @@ const BUCKET_ALGORITHMS: readonly AlgorithmName[] = ['token-bucket', 'leaky-buck
 
 let time = 0;
 const clock = () => time;
-let redis: RedisStore;
+/**
+ * Two stores on the same clock. With a caller's clock the script stores its own format (a TTL with
+ * a real-time floor). The other is told to store as it does with Redis `TIME` (floor 0: PXAT at the
+ * state's expiry, SETRANGE in place, and the one-policy fast path that goes with them); its clock
+ * runs a day ahead of real time so that no PXAT lies in the past.
+ */
+const stores: Record<string, { store: RedisStore; shift: number }> = {};
 
 beforeAll(() => {
-  redis = new RedisStore({ url: 'redis://127.0.0.1:6379/0', clock });
+  stores['caller-clock format'] = {
+    store: new RedisStore({ url: 'redis://127.0.0.1:6379/0', clock }),
+    shift: 0,
+  };
+  const redisTime = new RedisStore({ url: 'redis://127.0.0.1:6379/0', clock });
+  (redisTime as unknown as { floorTtl: string }).floorTtl = '0';
+  stores['Redis-time format'] = { store: redisTime, shift: Date.now() + 86_400_000 - 1.7e12 };
 });
 afterAll(async () => {
-  await redis.clear(RUN);
-  await redis.close();
+  for (const { store } of Object.values(stores)) {
+    await store.clear(RUN);
+    await store.close();
+  }
 });
 
 const policyArb = fc.record({
@@ -120,55 +134,60 @@ function toPolicies(specs: PolicySpec[]): Policy[] {
   );
 }
 
-describe('Lua scripts agree with the TypeScript algorithms', () => {
-  it('gives identical decisions on random traces (sequential and batched)', async () => {
-    await fc.assert(
-      fc.asyncProperty(traceArb, async (trace) => {
-        const policies = toPolicies(trace.policies);
+describe.each(['caller-clock format', 'Redis-time format'])(
+  'Lua scripts agree with the TypeScript algorithms (%s)',
+  (format) => {
+    it('gives identical decisions on random traces (sequential and batched)', async () => {
+      const { store: redis, shift } = stores[format];
+      await fc.assert(
+        fc.asyncProperty(traceArb, async (trace) => {
+          const policies = toPolicies(trace.policies);
+          const reference = new Reference();
+          time = trace.start + shift;
+          const expected: PolicyDecision[][] = [];
+          const actual: Promise<readonly PolicyDecision[]>[] = [];
+          const calls = redis.stats.calls;
+          for (const op of trace.ops) {
+            time += op.dt;
+            expected.push(
+              op.peek
+                ? reference.peek(op.key, policies, time)
+                : reference.consume(op.key, policies, time, op.cost),
+            );
+            const pending = op.peek ? redis.peek(op.key, policies) : redis.consume(op.key, policies, op.cost);
+            // Batched: every op is queued before any is sent, so they share script calls (in order).
+            if (!trace.batched) await pending;
+            actual.push(pending);
+          }
+          const got = await Promise.all(actual);
+          expect(got).toEqual(expected);
+          // A flush with nothing in flight goes as one call up to 8 checks, else in halves (at most 64 each).
+          const n = trace.ops.length;
+          const size = n <= 8 ? n : Math.min(64, Math.ceil(n / 2));
+          if (trace.batched) expect(redis.stats.calls - calls).toBe(Math.ceil(n / size));
+        }),
+        { numRuns: 300 },
+      );
+    }, 120_000);
+
+    it('agrees on fractional-millisecond GCRA and bucket boundaries at high rates', async () => {
+      const { store: redis, shift } = stores[format];
+      for (const algorithm of BUCKET_ALGORITHMS) {
+        const policies = toPolicies([{ algorithm, limit: 7919, window: 1000, burst: 3 }]);
         const reference = new Reference();
-        time = trace.start;
+        time = 1_728_000_000_000 + shift;
         const expected: PolicyDecision[][] = [];
         const actual: Promise<readonly PolicyDecision[]>[] = [];
-        const calls = redis.stats.calls;
-        for (const op of trace.ops) {
-          time += op.dt;
-          expected.push(
-            op.peek
-              ? reference.peek(op.key, policies, time)
-              : reference.consume(op.key, policies, time, op.cost),
-          );
-          const pending = op.peek ? redis.peek(op.key, policies) : redis.consume(op.key, policies, op.cost);
-          // Batched: every op is queued before any is sent, so they share script calls (in order).
-          if (!trace.batched) await pending;
-          actual.push(pending);
+        for (let i = 0; i < 400; i++) {
+          time += 0.0631 * (i % 3);
+          expected.push(reference.consume('hot', policies, time, 1));
+          actual.push(redis.consume('hot', policies, 1));
         }
         const got = await Promise.all(actual);
         expect(got).toEqual(expected);
-        // A flush with nothing in flight goes as one call up to 8 checks, else in halves (at most 64 each).
-        const n = trace.ops.length;
-        const size = n <= 8 ? n : Math.min(64, Math.ceil(n / 2));
-        if (trace.batched) expect(redis.stats.calls - calls).toBe(Math.ceil(n / size));
-      }),
-      { numRuns: 300 },
-    );
-  }, 120_000);
-
-  it('agrees on fractional-millisecond GCRA and bucket boundaries at high rates', async () => {
-    for (const algorithm of BUCKET_ALGORITHMS) {
-      const policies = toPolicies([{ algorithm, limit: 7919, window: 1000, burst: 3 }]);
-      const reference = new Reference();
-      time = 1_728_000_000_000;
-      const expected: PolicyDecision[][] = [];
-      const actual: Promise<readonly PolicyDecision[]>[] = [];
-      for (let i = 0; i < 400; i++) {
-        time += 0.0631 * (i % 3);
-        expected.push(reference.consume('hot', policies, time, 1));
-        actual.push(redis.consume('hot', policies, 1));
+        // Both admitted some and denied some: the boundary was exercised.
+        expect(new Set(got.map((d) => d[0].allowed)).size).toBe(2);
       }
-      const got = await Promise.all(actual);
-      expect(got).toEqual(expected);
-      // Both admitted some and denied some: the boundary was exercised.
-      expect(new Set(got.map((d) => d[0].allowed)).size).toBe(2);
-    }
-  });
-});
+    });
+  },
+);

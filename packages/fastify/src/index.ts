@@ -200,14 +200,19 @@ const TOP_LEVEL_EVENTS = ['onStoreError', 'onDegraded', 'onRecovered'] as const;
  * A route's options over the plugin's, field by field. `events` is merged per hook name: a shallow
  * merge let a route's `events: { onLimit }` drop the plugin's `events.onStoreError`. A hook the route
  * names (in `events`, or at the top level) replaces the plugin's hook of that name wherever the plugin
- * gave it, so the two never clash as "given both at the top level and in events". Values that are not
- * objects are left to the route's RequestLimiter to reject.
+ * gave it, so the two never clash as "given both at the top level and in events". Likewise a route's
+ * `message` or `onLimit` replaces the plugin's other one. Values that are not objects are left to the
+ * route's RequestLimiter to reject.
  */
 function overPlugin(
   plugin: Partial<FastifyRateLimitOptions>,
   route: Partial<FastifyRateLimitOptions>,
 ): FastifyRateLimitOptions {
   const merged = { ...plugin, ...route } as FastifyRateLimitOptions;
+  // message and onLimit exclude each other (core rejects both): the route says how its 429 is answered,
+  // so its choice drops the plugin's other one instead of failing the route's registration.
+  if (route.onLimit !== undefined && route.message === undefined) delete merged.message;
+  if (route.message !== undefined && route.onLimit === undefined) delete merged.onLimit;
   const own = route.events === undefined ? {} : route.events;
   if (!isRecord(own)) return merged;
   for (const name of TOP_LEVEL_EVENTS) {

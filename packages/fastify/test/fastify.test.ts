@@ -307,6 +307,96 @@ describe('plugin', () => {
     expect([forgetful.status, forgetful.headers['content-type']]).toEqual([429, 'application/problem+json']);
   });
 
+  it('a route onLimit replaces the plugin message on that route; the other routes keep the message', async () => {
+    const app = make();
+    await app.register(floodgate, {
+      limit: '1/min',
+      name: name(),
+      statusCode: 429,
+      message: { error: 'plugin: slow down' },
+    });
+    const answered: string[] = [];
+    app.get(
+      '/own',
+      {
+        config: {
+          rateLimit: {
+            limit: '1/min',
+            onLimit: (request, reply, decision) => {
+              answered.push(`${request.url} ${decision.remaining}`);
+              return reply.code(429).send({ route: 'own', policy: decision.policy });
+            },
+          },
+        },
+      },
+      async () => 'own',
+    );
+    app.get(
+      '/hooked',
+      {
+        preHandler: app.rateLimit({
+          limit: '1/min',
+          onLimit: (_request, reply) => reply.code(429).send('hooked'),
+        }),
+      },
+      async () => 'hooked',
+    );
+    app.get('/plain', async () => 'plain');
+    const target = await serve(app);
+
+    const own = await sequence(2, () => request(target, '/own'));
+    expect(own.map((r) => r.status)).toEqual([200, 429]);
+    expect(own[0].body).toBe('own');
+    expect(own[1].headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(JSON.parse(own[1].body)).toEqual({ route: 'own', policy: '1-in-1m' });
+    expect(answered).toEqual(['/own 0']);
+
+    const hooked = await sequence(2, () => request(target, '/hooked'));
+    expect(hooked.map((r) => [r.status, r.body])).toEqual([
+      [200, 'hooked'],
+      [429, 'hooked'],
+    ]);
+
+    const plain = await sequence(2, () => request(target, '/plain'));
+    expect(plain.map((r) => r.status)).toEqual([200, 429]);
+    expect(plain[1].headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(JSON.parse(plain[1].body)).toEqual({ error: 'plugin: slow down' });
+    expect(answered).toEqual(['/own 0']);
+  });
+
+  it('a route message replaces the plugin onLimit on that route; the other routes keep the onLimit', async () => {
+    const app = make();
+    const answered: string[] = [];
+    await app.register(floodgate, {
+      limit: '1/min',
+      name: name(),
+      onLimit: (request, reply, decision) => {
+        answered.push(`${request.url} ${decision.limit}`);
+        return reply.code(429).send({ from: 'plugin onLimit' });
+      },
+    });
+    app.get(
+      '/own',
+      { config: { rateLimit: { limit: '1/min', message: 'route: slow down' } } },
+      async () => 'own',
+    );
+    app.get('/plain', async () => 'plain');
+    const target = await serve(app);
+
+    const own = await sequence(2, () => request(target, '/own'));
+    expect(own.map((r) => [r.status, r.headers['content-type'], r.body])).toEqual([
+      [200, 'text/plain; charset=utf-8', 'own'],
+      [429, 'text/plain; charset=utf-8', 'route: slow down'],
+    ]);
+    expect(Number(own[1].headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(answered).toEqual([]);
+
+    const plain = await sequence(2, () => request(target, '/plain'));
+    expect(plain.map((r) => r.status)).toEqual([200, 429]);
+    expect(JSON.parse(plain[1].body)).toEqual({ from: 'plugin onLimit' });
+    expect(answered).toEqual(['/plain 1']);
+  });
+
   it.each(ALGORITHM_NAMES)(
     'Retry-After is exact with %s: a retry one second early is denied, one on time is admitted',
     (algorithm) =>

@@ -114,7 +114,7 @@ export default async function run(ctx) {
     return { title: 'In-process: Redis', notes: ['No redis-server found: section skipped.'], tables: [] };
   const timing = ctx.quick
     ? { durationMs: 150, rounds: 3, warmupMs: 150 }
-    : { durationMs: 1000, rounds: 3, warmupMs: 500 };
+    : { durationMs: 1000, rounds: 5, warmupMs: 500 };
   const names = [...ALGORITHMS, RLF, RLR];
   const cases = LEVELS.map((inFlight) => ({ id: inFlight, inFlight }));
   const raw = await interleave(ctx, import.meta.url, {

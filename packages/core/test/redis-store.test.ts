@@ -506,6 +506,34 @@ describe('when Redis is down', () => {
     await late.stop();
   }, 20_000);
 
+  it('close() of a store whose first connection the server never answered (frozen at boot) returns within a second', async () => {
+    // Connected (TCP, or a TLS handshake the server then refuses) but never ready: a QUIT sent now
+    // would wait forever for its reply, so close() must not wait on one.
+    const server = await startRedis();
+    server.signal('SIGSTOP');
+    try {
+      const store = new RedisStore({ url: `redis://127.0.0.1:${server.port}`, connectTimeoutMs: 300 });
+      const policies = parsePolicies('5/1m', { prefix: prefix() });
+      const error = await rejection(store.consume('frozen-boot', policies, 1));
+      expect(error.code).toBe('FLOODGATE_STORE_UNAVAILABLE');
+      expect(error.message).toContain('no connection within 300 ms');
+      expect(store.client.status).toBe('connect');
+      const started = Date.now();
+      const closed = await Promise.race([
+        store.close().then(() => 'closed'),
+        new Promise((resolve) => setTimeout(resolve, 3000, 'still closing after 3 s')),
+      ]);
+      expect(closed).toBe('closed');
+      expect(Date.now() - started).toBeLessThan(1500);
+      await expect(store.consume('frozen-boot', policies, 1)).rejects.toMatchObject({
+        code: 'FLOODGATE_CLOSED',
+      });
+    } finally {
+      server.signal('SIGCONT');
+      await server.stop();
+    }
+  });
+
   it('a check sent right after construction waits for the first connection instead of failing', async () => {
     const store = new RedisStore({ url: 'redis://127.0.0.1:6379' });
     expect(store.client.status).not.toBe('ready');

@@ -356,12 +356,15 @@ export class RedisStore implements Store {
         resolve();
       });
     });
-    try {
-      await this.commands.quit();
-    } catch {
+    if (this.commands.status === 'ready') {
+      // QUIT lets the replies in flight come back; bounded like the wait below (a reply may never come).
+      this.commands.quit().catch(() => this.commands.disconnect());
+    } else {
+      // Not connected (connecting, a handshake the server refused, reconnecting): nothing to wait for.
       this.commands.disconnect();
     }
     await ended; // resolve once the connection is really gone, so a process can exit right after
+    if (this.commands.status !== 'end') this.commands.disconnect();
     this.commands.off('error', this.onError);
   }
 

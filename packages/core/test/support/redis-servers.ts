@@ -144,6 +144,9 @@ export async function startRedis(options: StartOptions = {}): Promise<RedisServe
     ],
     port,
   );
+  // A directory made here goes with the process (a caller's own directory is the caller's to remove).
+  if (options.dir === undefined)
+    server.process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   await until(`redis-server on ${port}`, async () => (await cli(port, 'ping')) === 'PONG', 10_000);
   return server;
 }

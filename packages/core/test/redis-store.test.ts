@@ -5,7 +5,7 @@
  */
 
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -151,7 +151,8 @@ describe('URIs', () => {
         if (request === 'ioredis') { const e = new Error("Cannot find module 'ioredis'"); e.code = 'MODULE_NOT_FOUND'; throw e; }
         return resolve.call(this, request, ...rest);
       };`;
-    const hook = join(mkdtempSync(join(tmpdir(), 'fg-nodriver-')), 'hide-ioredis.cjs');
+    const hookDir = mkdtempSync(join(tmpdir(), 'fg-nodriver-'));
+    const hook = join(hookDir, 'hide-ioredis.cjs');
     writeFileSync(hook, script);
     const { stdout } = await promisify(execFile)(
       process.execPath,
@@ -167,6 +168,7 @@ describe('URIs', () => {
       ],
       { timeout: 20_000 },
     ).catch((error) => ({ stdout: String(error.stdout ?? error) }));
+    rmSync(hookDir, { recursive: true, force: true });
     expect(stdout).toContain('FLOODGATE_MISSING_DRIVER');
     expect(stdout).toContain('npm install ioredis');
   });

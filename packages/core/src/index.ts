@@ -79,6 +79,8 @@ export {
 } from './stores/multi.js';
 export { RedisStore } from './stores/redis/index.js';
 export { SqliteStore, type SqliteStoreOptions, type SqliteSynchronous } from './stores/sqlite/index.js';
+/** @internal For the adapters: releasing admitted requests together at the end of the loop turn. */
+export { atTurnEnd, turnEnd } from './turn.js';
 export type {
   Algorithm,
   AlgorithmName,

@@ -9,7 +9,7 @@
  * the core RequestLimiter, and sends the answer the core builds. See docs/adapters.md.
  */
 import type { Admission, Answer, CheckResult, Decision, Limiter, RateLimitOptions } from '@floodgate/core';
-import { RequestLimiter } from '@floodgate/core';
+import { atTurnEnd, RequestLimiter } from '@floodgate/core';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 declare global {
@@ -44,7 +44,8 @@ export function rateLimit(options: ExpressRateLimitOptions): RateLimitMiddleware
       return;
     }
     const proceed = decide(plan, req, res, now);
-    if (proceed === true) next();
+    // Admitted: on with the request at the end of the loop turn, with the others (see atTurnEnd).
+    if (proceed === true) atTurnEnd(next);
     else if (proceed !== false) proceed.then((go) => go && next(), next);
   };
   return Object.assign(middleware, { limiter: plan.limiter });

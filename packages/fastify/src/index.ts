@@ -14,6 +14,7 @@ import {
   type Admission,
   type Answer,
   assertAdapterOptions,
+  atTurnEnd,
   type CheckResult,
   createStore,
   type Decision,
@@ -243,7 +244,8 @@ function limitHook(plan: Plan) {
   ): void {
     const now = plan.checkNow(request.ip, reply.raw);
     if (now !== undefined && !answersItself(plan, now)) {
-      if (conclude(plan, request, reply, now) === undefined) done();
+      // Admitted: on with the request at the end of the loop turn, with the others (see atTurnEnd).
+      if (conclude(plan, request, reply, now) === undefined) atTurnEnd(done);
       return;
     }
     (now === undefined ? plan.check(request, request.ip, reply.raw) : Promise.resolve(now))

@@ -9,7 +9,7 @@
  * RequestLimiter and sends the answer the core builds. See docs/adapters.md.
  */
 import type { Admission, Answer, CheckResult, Decision, Limiter, RateLimitOptions } from '@floodgate/core';
-import { RequestLimiter } from '@floodgate/core';
+import { RequestLimiter, turnEnd } from '@floodgate/core';
 import type { Context, Middleware, Next } from 'koa';
 
 declare module 'koa' {
@@ -38,7 +38,11 @@ export function rateLimit(options: KoaRateLimitOptions): RateLimitMiddleware {
     // With a memory store and no skip/key/cost function the Decision is there at once: straight on
     // to next() (or the answer) without waiting a promise of our own first.
     const now = plan.checkNow(ctx.ip, ctx.res);
-    return now === undefined ? run(plan, ctx, next) : proceed(plan, ctx, next, decide(plan, ctx, now));
+    if (now === undefined) return run(plan, ctx, next);
+    const outcome = decide(plan, ctx, now);
+    // Admitted: on with the request at the end of the loop turn, with the others (see atTurnEnd).
+    if (outcome === undefined || outcome instanceof Promise) return proceed(plan, ctx, next, outcome);
+    return turnEnd().then(() => proceed(plan, ctx, next, outcome));
   };
   return Object.assign(middleware, { limiter: plan.limiter });
 }

@@ -36,7 +36,24 @@ export function atTurnEnd(go: () => void): void {
   }
 }
 
+/** The promise of this turn's end, shared by every caller in the turn: no promise or closure per caller. */
+let current: Promise<void> | undefined;
+let resolveCurrent: (() => void) | undefined;
+
+function endTurn(): void {
+  const resolve = resolveCurrent as () => void;
+  current = undefined;
+  resolveCurrent = undefined;
+  resolve();
+}
+
 /** A promise settled at the end of this turn of the event loop (see atTurnEnd). */
 export function turnEnd(): Promise<void> {
-  return new Promise<void>((resolve) => atTurnEnd(resolve));
+  if (current === undefined) {
+    current = new Promise<void>((resolve) => {
+      resolveCurrent = resolve;
+    });
+    atTurnEnd(endTurn);
+  }
+  return current;
 }

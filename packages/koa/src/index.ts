@@ -42,7 +42,7 @@ export function rateLimit(options: KoaRateLimitOptions): RateLimitMiddleware {
     const outcome = decide(plan, ctx, now);
     // Admitted: on with the request at the end of the loop turn, with the others (see atTurnEnd).
     if (outcome === undefined || outcome instanceof Promise) return proceed(plan, ctx, next, outcome);
-    return turnEnd().then(() => proceed(plan, ctx, next, outcome));
+    return proceedAtTurnEnd(plan, ctx, next, outcome);
   };
   return Object.assign(middleware, { limiter: plan.limiter });
 }
@@ -75,6 +75,12 @@ export function RateLimit(options: KoaRateLimitOptions) {
 async function run(plan: Plan, ctx: Context, next: Next): Promise<unknown> {
   // Errors (a key or cost function that threw) propagate to Koa's own error handling.
   return proceed(plan, ctx, next, decide(plan, ctx, await plan.check(ctx, ctx.ip, ctx.res)));
+}
+
+/** proceed(), at the end of the event-loop turn (see atTurnEnd in core). */
+async function proceedAtTurnEnd(plan: Plan, ctx: Context, next: Next, outcome: Outcome): Promise<unknown> {
+  await turnEnd();
+  return proceed(plan, ctx, next, outcome);
 }
 
 /** Downstream when the request may go on (settling refunds after it), nothing when it was answered. */

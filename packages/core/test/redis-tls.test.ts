@@ -19,17 +19,16 @@ import { freePort, type RedisServer, startRedis } from './support/redis-servers.
 
 const openssl = (...args: string[]) => promisify(execFile)('openssl', args, { timeout: 10_000 });
 
+/** openssl req arguments for a new unencrypted P-256 key. */
+const NEW_P256_KEY = ['-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
+
 /** A CA (key + self-signed certificate) named `name` in `dir`. */
 async function makeCa(dir: string, name: string): Promise<void> {
   await openssl(
     'req',
     '-x509',
     '-new',
-    '-nodes',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
+    ...NEW_P256_KEY,
     '-keyout',
     join(dir, `${name}.key`),
     '-out',
@@ -48,11 +47,7 @@ async function makeCert(dir: string, name: string, ca: string): Promise<void> {
   await openssl(
     'req',
     '-new',
-    '-nodes',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
+    ...NEW_P256_KEY,
     '-keyout',
     join(dir, `${name}.key`),
     '-out',

@@ -35,8 +35,8 @@ type Plan = RequestLimiter<Context, LimitHandler>;
 export function rateLimit(options: KoaRateLimitOptions): RateLimitMiddleware {
   const plan: Plan = new RequestLimiter(options, 'rateLimit()');
   const middleware = (ctx: Context, next: Next): Promise<unknown> => {
-    // With a memory store and no skip/key/cost function the Decision is there at once: straight on
-    // to next() (or the answer) without waiting a promise of our own first.
+    // With a memory store and no skip/key/cost function the Decision is there at once: a denial is
+    // answered right here, with no promise of our own to wait for first.
     const now = plan.checkNow(ctx.ip, ctx.res);
     if (now === undefined) return run(plan, ctx, next);
     const outcome = decide(plan, ctx, now);

@@ -226,45 +226,64 @@ export class RequestLimiter<Req, OnLimit = unknown> {
    * that throws or returns something invalid); a failing store gives a Decision with `degraded` set.
    */
   async check(req: Req, ip: string | undefined, target: HeaderTarget): Promise<CheckResult> {
-    if (this.skip !== undefined && (await this.skip(req)) === true) return 'skip';
-    let key: string | undefined;
-    if (this.key === undefined) {
-      key = ipKey(ip, this.ipv6Subnet);
-      if (key === undefined) return this.noClient();
-    } else {
-      key = await this.key(req);
-      if (typeof key !== 'string' || key.length === 0) {
-        throw new FloodgateError(
-          'FLOODGATE_INVALID_KEY',
-          `the key function returned ${show(key)}; it must return a non-empty string, like \`user:\${id}\``,
-        );
-      }
-    }
-    let decision: Decision;
-    let cost = this.costValue;
-    if (this.costFunction === undefined) {
-      decision = await this.limiter.consume(key, this.consumeOptions);
-    } else {
-      cost = await this.costFunction(req);
-      decision = await this.limiter.consume(key, { cost });
-    }
-    this.writeHeaders(decision, target);
-    return { decision, key, cost };
+    return this.begin(req, ip, target);
   }
 
   /**
-   * `check` without a promise, for the common case: no skip, key or cost function and a memory
-   * store. Undefined (and nothing counted) when any of those is present: call `check` then.
+   * `check`, answered at once when every step answers at once: skip, key and cost functions that
+   * return plain values (not promises) and a memory store. Otherwise a promise, which takes over
+   * from the first step that returned one (no function is called twice). Throws, where `check`
+   * rejects, for a function that throws or returns something invalid. Adapters call this, so that
+   * the usual request is decided without an async step.
    */
-  checkNow(ip: string | undefined, target: HeaderTarget): CheckResult | undefined {
-    if (this.skip !== undefined || this.key !== undefined || this.costFunction !== undefined)
-      return undefined;
-    const key = ipKey(ip, this.ipv6Subnet);
-    if (key === undefined) return this.noClient();
-    const decision = this.limiter.consumeNow(key, this.costValue);
-    if (decision === undefined) return undefined;
+  begin(req: Req, ip: string | undefined, target: HeaderTarget): CheckResult | Promise<CheckResult> {
+    if (this.skip !== undefined) {
+      const skip = this.skip(req);
+      if (isThenable(skip)) {
+        return Promise.resolve(skip).then((value) =>
+          value === true ? 'skip' : this.keyStep(req, ip, target),
+        );
+      }
+      if (skip === true) return 'skip';
+    }
+    return this.keyStep(req, ip, target);
+  }
+
+  private keyStep(
+    req: Req,
+    ip: string | undefined,
+    target: HeaderTarget,
+  ): CheckResult | Promise<CheckResult> {
+    if (this.key === undefined) {
+      const key = ipKey(ip, this.ipv6Subnet);
+      return key === undefined ? this.noClient() : this.costStep(req, key, target);
+    }
+    const key = this.key(req);
+    if (isThenable(key))
+      return Promise.resolve(key).then((value) => this.costStep(req, validKey(value), target));
+    return this.costStep(req, validKey(key), target);
+  }
+
+  private costStep(req: Req, key: string, target: HeaderTarget): CheckResult | Promise<CheckResult> {
+    if (this.costFunction === undefined) return this.consumeStep(key, this.costValue, target);
+    const cost = this.costFunction(req);
+    if (isThenable(cost)) return Promise.resolve(cost).then((value) => this.consumeStep(key, value, target));
+    return this.consumeStep(key, cost, target);
+  }
+
+  private consumeStep(key: string, cost: number, target: HeaderTarget): CheckResult | Promise<CheckResult> {
+    // A cost function's answer is checked by consume(), which throws for an invalid one.
+    const options = cost === this.costValue ? this.consumeOptions : { cost };
+    const decision = validCost(cost) ? this.limiter.consumeNow(key, cost) : undefined;
+    if (decision === undefined) {
+      return this.limiter.consume(key, options).then((later) => this.admission(later, key, cost, target));
+    }
+    return this.admission(decision, key, cost, target);
+  }
+
+  private admission(decision: Decision, key: string, cost: number, target: HeaderTarget): Admission {
     this.writeHeaders(decision, target);
-    return { decision, key, cost: this.costValue };
+    return { decision, key, cost };
   }
 
   /** The RateLimit headers of `decision`, and Retry-After on a denial. */
@@ -350,6 +369,27 @@ export class RequestLimiter<Req, OnLimit = unknown> {
     }
     return answer;
   }
+}
+
+/** A promise, or any object with a `then` method, as `await` would treat it. */
+function isThenable<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+function validKey(key: unknown): string {
+  if (typeof key === 'string' && key.length > 0) return key;
+  throw new FloodgateError(
+    'FLOODGATE_INVALID_KEY',
+    `the key function returned ${show(key)}; it must return a non-empty string, like \`user:\${id}\``,
+  );
+}
+
+function validCost(cost: number): boolean {
+  return Number.isInteger(cost) && cost >= 0;
 }
 
 function invalid(where: string, message: string): FloodgateError {

@@ -30,36 +30,96 @@ describe('RequestLimiter', () => {
     await plan.limiter.close();
   });
 
-  it('checkNow answers at once with a memory store and no functions, and counts nothing otherwise', async () => {
+  it('begin answers at once with a memory store and functions that answer at once, else with a promise', async () => {
     const plan = new RequestLimiter<Req>({ limit: '2/min', name: 'rn', store: new MemoryStore(), cost: 2 });
     const t = target();
-    const now = plan.checkNow('192.0.2.9', t);
+    const now = plan.begin({}, '192.0.2.9', t);
     expect(now).toMatchObject({ key: '192.0.2.9', cost: 2, decision: { allowed: true, remaining: 0 } });
     expect(t.headers.RateLimit).toMatch(/^"rn";r=0;t=\d+$/);
-    const denied = plan.checkNow('192.0.2.9', t);
+    const denied = plan.begin({}, '192.0.2.9', t);
     expect(denied).toMatchObject({ decision: { allowed: false, remaining: 0 } });
     expect(Number(t.headers['Retry-After'])).toBeGreaterThanOrEqual(1);
-    expect(plan.checkNow(undefined, t)).toBe('no-client');
+    expect(plan.begin({}, undefined, t)).toBe('no-client');
     // Same counts as check(): the async path sees what the sync one spent.
     expect(await plan.check({}, '192.0.2.9', t)).toMatchObject({ decision: { allowed: false } });
     await plan.limiter.close();
 
+    // Functions that return plain values: still at once, each called once per request.
+    const calls = { skip: 0, key: 0, cost: 0 };
     const keyed = new RequestLimiter<Req>({
-      limit: '2/min',
+      limit: '5/min',
       name: 'rk',
       store: new MemoryStore(),
-      key: () => 'k',
+      skip: (req) => {
+        calls.skip++;
+        return req.internal === true;
+      },
+      key: (req) => {
+        calls.key++;
+        return `user:${req.user}`;
+      },
+      cost: (req) => {
+        calls.cost++;
+        return req.cost ?? 1;
+      },
     });
-    expect(keyed.checkNow('192.0.2.9', target())).toBeUndefined();
-    expect((await keyed.limiter.peek('k')).remaining).toBe(2);
+    const sync = keyed.begin({ user: 'ann', cost: 3 }, '192.0.2.9', target());
+    expect(sync).toMatchObject({ key: 'user:ann', cost: 3, decision: { allowed: true, remaining: 2 } });
+    expect(keyed.begin({ internal: true }, '192.0.2.9', target())).toBe('skip');
+    expect(calls).toEqual({ skip: 2, key: 1, cost: 1 });
+    expect(() => keyed.begin({ user: 'ann', cost: 1.5 }, '192.0.2.9', target())).toThrow(
+      expect.objectContaining({ code: 'FLOODGATE_INVALID_COST' }),
+    );
+    expect((await keyed.limiter.peek('user:ann')).remaining).toBe(2);
     await keyed.limiter.close();
+
+    // A function that returns a promise: the rest follows it, each function still called once.
+    const later = { skip: 0, key: 0, cost: 0 };
+    const asyncKeyed = new RequestLimiter<Req>({
+      limit: '5/min',
+      name: 'ra2',
+      store: new MemoryStore(),
+      skip: (req) => {
+        later.skip++;
+        return req.internal === true;
+      },
+      key: async (req) => {
+        later.key++;
+        return `user:${req.user}`;
+      },
+      cost: (req) => {
+        later.cost++;
+        return req.cost ?? 1;
+      },
+    });
+    const pending = asyncKeyed.begin({ user: 'bo', cost: 2 }, '192.0.2.9', target());
+    expect(pending).toBeInstanceOf(Promise);
+    expect(later).toEqual({ skip: 1, key: 1, cost: 0 });
+    expect(await pending).toMatchObject({
+      key: 'user:bo',
+      cost: 2,
+      decision: { allowed: true, remaining: 3 },
+    });
+    expect(later).toEqual({ skip: 1, key: 1, cost: 1 });
+    await asyncKeyed.limiter.close();
+    const emptyKey = new RequestLimiter<Req>({ limit: '5/min', name: 'ra3', key: async () => '' });
+    await expect(emptyKey.begin({}, '192.0.2.9', target())).rejects.toMatchObject({
+      code: 'FLOODGATE_INVALID_KEY',
+    });
+    await emptyKey.limiter.close();
+
     const remote = new RequestLimiter<Req>({
       limit: '2/min',
       name: 'rs',
       store: failingStore(),
       skipOnError: true,
     });
-    expect(remote.checkNow('192.0.2.9', target())).toBeUndefined();
+    const fromStore = remote.begin({}, '192.0.2.9', target());
+    expect(fromStore).toBeInstanceOf(Promise);
+    expect(await fromStore).toMatchObject({
+      key: '192.0.2.9',
+      decision: { allowed: true, degraded: 'open' },
+    });
     await remote.limiter.close();
   });
 

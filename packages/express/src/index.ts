@@ -37,13 +37,21 @@ type Plan = RequestLimiter<Request, LimitHandler>;
 export function rateLimit(options: ExpressRateLimitOptions): RateLimitMiddleware {
   const plan: Plan = new RequestLimiter(options, 'rateLimit()');
   const middleware = (req: Request, res: Response, next: NextFunction): void => {
-    // With a memory store and no skip/key/cost function the Decision is there at once: no promise.
-    const now = plan.checkNow(req.ip, res);
-    if (now === undefined) {
-      void run(plan, req, res, next);
+    // With a memory store (and skip/key/cost functions that answer at once) the Decision is there
+    // at once: no promise.
+    let result: CheckResult | Promise<CheckResult>;
+    try {
+      result = plan.begin(req, req.ip, res);
+    } catch (error) {
+      // A key or cost function that threw, or returned something invalid: the app's error handler decides.
+      next(error);
       return;
     }
-    const proceed = decide(plan, req, res, now);
+    if (result instanceof Promise) {
+      void run(plan, req, res, next, result);
+      return;
+    }
+    const proceed = decide(plan, req, res, result);
     // Admitted: on with the request at the end of the loop turn, with the others (see atTurnEnd).
     if (proceed === true) atTurnEnd(next);
     else if (proceed !== false) proceed.then((go) => go && next(), next);
@@ -87,10 +95,16 @@ export function RateLimit(options: ExpressRateLimitOptions) {
 }
 
 /** One request through the middleware: a single async step (the check), the rest synchronous. */
-async function run(plan: Plan, req: Request, res: Response, next: NextFunction): Promise<void> {
+async function run(
+  plan: Plan,
+  req: Request,
+  res: Response,
+  next: NextFunction,
+  check: Promise<CheckResult>,
+): Promise<void> {
   let proceed: boolean | Promise<boolean>;
   try {
-    proceed = decide(plan, req, res, await plan.check(req, req.ip, res));
+    proceed = decide(plan, req, res, await check);
     if (proceed !== true && proceed !== false) proceed = await proceed;
   } catch (error) {
     // A key or cost function that threw, or returned something invalid: the app's error handler decides.

@@ -233,7 +233,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /**
  * The hook checking one plan; made once per route at registration. A callback hook, so that with a
- * memory store and no skip/key/cost function (the Decision is there at once) the request goes on
+ * memory store (and skip/key/cost functions that answer at once) the Decision is there at once and
+ * the request goes on
  * without a promise, at the end of the loop turn with the others admitted in it (see atTurnEnd);
  * otherwise, or when the user's onLimit answers, it waits.
  */
@@ -243,13 +244,20 @@ function limitHook(plan: Plan) {
     reply: FastifyReply,
     done: (error?: Error) => void,
   ): void {
-    const now = plan.checkNow(request.ip, reply.raw);
-    if (now !== undefined && !answersItself(plan, now)) {
+    let now: CheckResult | Promise<CheckResult>;
+    try {
+      now = plan.begin(request, request.ip, reply.raw);
+    } catch (error) {
+      // A key or cost function that threw, or returned something invalid.
+      done(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    if (!(now instanceof Promise) && !answersItself(plan, now)) {
       // Admitted: on with the request at the end of the loop turn, with the others (see atTurnEnd).
       if (conclude(plan, request, reply, now) === undefined) atTurnEnd(done);
       return;
     }
-    (now === undefined ? plan.check(request, request.ip, reply.raw) : Promise.resolve(now))
+    Promise.resolve(now)
       .then(async (result) => {
         if (answersItself(plan, result)) {
           request.rateLimit = result.decision;

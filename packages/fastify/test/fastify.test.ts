@@ -6,7 +6,7 @@ import {
   type Store,
   type StoreErrorEvent,
 } from '@floodgate/core';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   assertCleanHeaders,
@@ -274,6 +274,40 @@ describe('plugin', () => {
     const target = await serve(app);
     const replies = await burst(40, () => request(target, '/'));
     expect(statuses(replies)).toEqual({ 200: 10, 429: 30 });
+  });
+
+  it('admits exactly the limit with a key function, whether it answers at once or with a promise', async () => {
+    for (const key of [
+      (request: FastifyRequest) => `user:${request.headers['x-user']}`,
+      async (request: FastifyRequest) => `user:${request.headers['x-user']}`,
+    ]) {
+      const app = make();
+      await app.register(floodgate, { limit: '10/min', name: name(), key });
+      app.get('/', async () => 'ok');
+      const target = await serve(app);
+      const replies = await burst(40, () => request(target, '/', { headers: { 'x-user': 'ann' } }));
+      expect(statuses(replies)).toEqual({ 200: 10, 429: 30 });
+      expect((await request(target, '/', { headers: { 'x-user': 'bob' } })).status).toBe(200);
+    }
+  });
+
+  it('a key function that throws gives Fastify an error (500), with no stack trace in the body', async () => {
+    const app = make();
+    await app.register(floodgate, {
+      limit: '5/min',
+      name: name(),
+      key: (request) => {
+        if (request.headers['x-user'] === undefined) throw new Error('no user header');
+        return String(request.headers['x-user']);
+      },
+    });
+    app.get('/', async () => 'ok');
+    const target = await serve(app);
+    const r = await request(target, '/');
+    expect(r.status).toBe(500);
+    expect(JSON.parse(r.body)).toMatchObject({ statusCode: 500, message: 'no user header' });
+    expect(r.body).not.toMatch(/\bat /);
+    expect((await request(target, '/', { headers: { 'x-user': 'a' } })).status).toBe(200);
   });
 
   it('replaces the answer with message or onLimit, and never hangs on an onLimit that sends nothing', async () => {

@@ -35,11 +35,12 @@ type Plan = RequestLimiter<Context, LimitHandler>;
 export function rateLimit(options: KoaRateLimitOptions): RateLimitMiddleware {
   const plan: Plan = new RequestLimiter(options, 'rateLimit()');
   const middleware = (ctx: Context, next: Next): Promise<unknown> => {
-    // With a memory store and no skip/key/cost function the Decision is there at once: a denial is
-    // answered right here, with no promise of our own to wait for first.
-    const now = plan.checkNow(ctx.ip, ctx.res);
-    if (now === undefined) return run(plan, ctx, next);
-    const outcome = decide(plan, ctx, now);
+    // With a memory store (and skip/key/cost functions that answer at once) the Decision is there at
+    // once: a denial is answered right here, with no promise of our own to wait for first. A throw (a
+    // key or cost function that threw) reaches Koa's error handling as a rejection, through compose.
+    const result = plan.begin(ctx, ctx.ip, ctx.res);
+    if (result instanceof Promise) return run(plan, ctx, next, result);
+    const outcome = decide(plan, ctx, result);
     // Admitted: on with the request at the end of the loop turn, with the others (see atTurnEnd).
     if (outcome === undefined || outcome instanceof Promise) return proceed(plan, ctx, next, outcome);
     return proceedAtTurnEnd(plan, ctx, next, outcome);
@@ -72,9 +73,9 @@ export function RateLimit(options: KoaRateLimitOptions) {
 }
 
 /** One request through the middleware: a single async step (the check), the rest synchronous. */
-async function run(plan: Plan, ctx: Context, next: Next): Promise<unknown> {
+async function run(plan: Plan, ctx: Context, next: Next, check: Promise<CheckResult>): Promise<unknown> {
   // Errors (a key or cost function that threw) propagate to Koa's own error handling.
-  return proceed(plan, ctx, next, decide(plan, ctx, await plan.check(ctx, ctx.ip, ctx.res)));
+  return proceed(plan, ctx, next, decide(plan, ctx, await check));
 }
 
 /** proceed(), at the end of the event-loop turn (see atTurnEnd in core). */

@@ -272,13 +272,11 @@ export class RequestLimiter<Req, OnLimit = unknown> {
   }
 
   private consumeStep(key: string, cost: number, target: HeaderTarget): CheckResult | Promise<CheckResult> {
-    // A cost function's answer is checked by consume(), which throws for an invalid one.
+    // Both throw for an invalid cost (a cost function's answer): the adapter's error path.
+    const decision = this.limiter.consumeNow(key, cost);
+    if (decision !== undefined) return this.admission(decision, key, cost, target);
     const options = cost === this.costValue ? this.consumeOptions : { cost };
-    const decision = validCost(cost) ? this.limiter.consumeNow(key, cost) : undefined;
-    if (decision === undefined) {
-      return this.limiter.consume(key, options).then((later) => this.admission(later, key, cost, target));
-    }
-    return this.admission(decision, key, cost, target);
+    return this.limiter.consume(key, options).then((later) => this.admission(later, key, cost, target));
   }
 
   private admission(decision: Decision, key: string, cost: number, target: HeaderTarget): Admission {
@@ -386,10 +384,6 @@ function validKey(key: unknown): string {
     'FLOODGATE_INVALID_KEY',
     `the key function returned ${show(key)}; it must return a non-empty string, like \`user:\${id}\``,
   );
-}
-
-function validCost(cost: number): boolean {
-  return Number.isInteger(cost) && cost >= 0;
 }
 
 function invalid(where: string, message: string): FloodgateError {

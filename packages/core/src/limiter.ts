@@ -255,24 +255,14 @@ export class Limiter {
   /** Spend `cost` (default 1) from every policy for `key`, atomically. Never rejects because a store failed. */
   consume(key: string, options?: ConsumeOptions): Promise<Decision> {
     const cost = options?.cost ?? 1;
-    if (!Number.isInteger(cost) || cost < 0) {
-      throw new FloodgateError(
-        'FLOODGATE_INVALID_COST',
-        `cost ${show(cost)} must be a whole number >= 0, like { cost: 1 }`,
-      );
-    }
+    assertCost(cost, 'cost');
     return this.run(key, cost);
   }
 
   /** Give back `cost` units spent earlier (skipSuccessfulRequests, skipFailedRequests). */
   refund(key: string, options?: ConsumeOptions): Promise<Decision> {
     const cost = options?.cost ?? 1;
-    if (!Number.isInteger(cost) || cost < 0) {
-      throw new FloodgateError(
-        'FLOODGATE_INVALID_COST',
-        `refund cost ${show(cost)} must be a whole number >= 0`,
-      );
-    }
+    assertCost(cost, 'refund cost');
     return this.run(key, -cost);
   }
 
@@ -337,11 +327,12 @@ export class Limiter {
   /**
    * For the adapters: the Decision of `consume(key, { cost })` without a promise when the store is
    * memory (which answers synchronously and never fails), else undefined and nothing is counted.
-   * `cost` must already be valid. Lets a framework hook answer without an async step.
+   * Throws for an invalid cost, as consume() does. Lets a framework hook answer without an async step.
    * @internal
    */
   consumeNow(key: string, cost: number): Decision | undefined {
     if (this.memory === undefined) return undefined;
+    assertCost(cost, 'cost');
     this.assertUsable(key);
     return this.consumeInMemory(this.memory, key, cost);
   }
@@ -569,6 +560,15 @@ export class Limiter {
 
 /** The key the breaker's probe peeks at: read-only, so it never creates state. */
 const PROBE_KEY = '__floodgate_probe__';
+
+/** A cost is a whole number >= 0 (a refund gives one back); anything else is a programming error. */
+function assertCost(cost: number, what: 'cost' | 'refund cost'): void {
+  if (Number.isInteger(cost) && cost >= 0) return;
+  throw new FloodgateError(
+    'FLOODGATE_INVALID_COST',
+    `${what} ${show(cost)} must be a whole number >= 0, like { cost: 1 }`,
+  );
+}
 
 function isTimeout(error: unknown): boolean {
   return error instanceof FloodgateError && error.code === 'FLOODGATE_STORE_TIMEOUT';

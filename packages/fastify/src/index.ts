@@ -234,9 +234,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 /**
  * The hook checking one plan; made once per route at registration. A callback hook, so that with a
  * memory store (and skip/key/cost functions that answer at once) the Decision is there at once and
- * the request goes on
- * without a promise, at the end of the loop turn with the others admitted in it (see atTurnEnd);
- * otherwise, or when the user's onLimit answers, it waits.
+ * the request goes on without a promise, at the end of the loop turn with the others admitted in it
+ * (see atTurnEnd); otherwise, or when the user's onLimit answers, it waits.
  */
 function limitHook(plan: Plan) {
   return function floodgateLimit(

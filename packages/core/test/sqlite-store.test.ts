@@ -388,6 +388,124 @@ describe('SqliteStore: requests', () => {
   });
 });
 
+describe('SqliteStore: row cache (rows kept in memory while no other connection writes the file)', () => {
+  const countRows = (store: SqliteStore) =>
+    (store as unknown as { db: Database.Database }).db
+      .prepare('SELECT count(*) FROM floodgate_entries')
+      .pluck()
+      .get();
+
+  it("two stores on one file take turns on a key: each sees the other's writes, exactly", async () => {
+    const path = file();
+    const a = new SqliteStore({ path });
+    const b = new SqliteStore({ path });
+    const policies = hour(10, 'turns:');
+    const remaining: number[] = [];
+    for (let i = 0; i < 14; i++) {
+      const store = i % 2 === 0 ? a : b;
+      remaining.push((await store.consume('k', policies, 1))[0].remaining);
+    }
+    expect(remaining).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0, 0, 0, 0]);
+    await a.close();
+    await b.close();
+  });
+
+  it('after the sweep deleted a cached row, the next check writes a new row rather than the old id', async () => {
+    const clock = new TestClock();
+    const store = new SqliteStore({ path: file(), clock: clock.now, sweepIntervalMs: 0 });
+    const short = parsePolicies({ limit: 5, window: '1s' }, { prefix: 'gone:', algorithm: 'fixed-window' });
+    expect((await store.consume('k', short, 1))[0].remaining).toBe(4);
+    clock.at(121_000);
+    expect(store.sweep()).toBe(1);
+    expect(countRows(store)).toBe(0);
+    expect((await store.consume('k', short, 1))[0].remaining).toBe(4);
+    expect(countRows(store)).toBe(1);
+    expect((await store.consume('k', short, 1))[0].remaining).toBe(3);
+    await store.close();
+  });
+
+  it('reset and clear reach cached rows', async () => {
+    const store = new SqliteStore({ path: file() });
+    const policies = hour(5, 'rc:');
+    await store.consume('k', policies, 3);
+    await store.reset(
+      'k',
+      policies.map((p) => p.bucket),
+    );
+    expect((await store.consume('k', policies, 1))[0].remaining).toBe(4);
+    await store.clear('rc:');
+    expect((await store.consume('k', policies, 1))[0].remaining).toBe(4);
+    await store.close();
+  });
+
+  it('rowCacheSize: 0 turns it off; bad values are refused with what to write', async () => {
+    const off = createStore(`sqlite:///${file()}?rowCacheSize=0`) as SqliteStore;
+    expect((off as unknown as { rows: unknown }).rows).toBeUndefined();
+    await off.close();
+    for (const bad of [-1, 1.5, Number.NaN, '10' as never, 16_000_001]) {
+      const error = thrown(() => new SqliteStore({ path: ':memory:', rowCacheSize: bad }));
+      expect(error.code).toBe('FLOODGATE_INVALID_OPTION');
+      expect(error.message).toContain('rowCacheSize');
+      expect(error.message).toContain('like 100000');
+    }
+  });
+
+  it('decides like the memory store on random traces across keys, with a tiny cache, two connections, resets and sweeps', async () => {
+    const path = file();
+    const sqliteClock = new TestClock();
+    const memoryClock = new TestClock();
+    // A cache of 2 rows on 3 keys (emptied as it fills), a second connection, one without a cache.
+    const stores = [
+      new SqliteStore({ path, clock: sqliteClock.now, rowCacheSize: 2, sweepIntervalMs: 0 }),
+      new SqliteStore({ path, clock: sqliteClock.now, sweepIntervalMs: 0 }),
+      new SqliteStore({ path, clock: sqliteClock.now, rowCacheSize: 0, sweepIntervalMs: 0 }),
+    ];
+    const memory = new MemoryStore({ clock: memoryClock.now });
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...ALGORITHM_NAMES),
+        fc.array(
+          fc.record({
+            dt: fc.oneof(fc.integer({ min: 0, max: 700 }), fc.constant(150_000)),
+            store: fc.integer({ min: 0, max: 2 }),
+            key: fc.constantFrom('a', 'b', 'c'),
+            op: fc.constantFrom('consume', 'consume', 'consume', 'peek', 'reset', 'sweep'),
+            cost: fc.integer({ min: 0, max: 3 }),
+          }),
+          { minLength: 1, maxLength: 40 },
+        ),
+        async (algorithm, trace) => {
+          const policies = parsePolicies(['5/s', '12/10s'], { prefix: `cache${++run}:`, algorithm });
+          const buckets = policies.map((p) => p.bucket);
+          let t = 0;
+          for (const { dt, store: which, key, op, cost } of trace) {
+            t += dt;
+            sqliteClock.at(t);
+            memoryClock.at(t);
+            const store = stores[which];
+            if (op === 'sweep') {
+              store.sweep();
+            } else if (op === 'reset') {
+              await store.reset(key, buckets);
+              await memory.reset(key, buckets);
+            } else if (op === 'peek') {
+              expect(await store.peek(key, policies)).toEqual(await memory.peek(key, policies));
+            } else {
+              expect(await store.consume(key, policies, cost)).toEqual(
+                await memory.consume(key, policies, cost),
+              );
+            }
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+    for (const store of stores) await store.close();
+    await memory.close();
+  });
+});
+
 describe('SqliteStore: driver', () => {
   it('without better-sqlite3 installed: FLOODGATE_MISSING_DRIVER saying what to install', () => {
     // A copy of the core sources where no node_modules can be found above them.

@@ -8,10 +8,12 @@
  * Speed: a transaction costs far more than the work in it, so every call that arrives within one
  * turn of the event loop joins one group, run in arrival order in one transaction (group commit),
  * and each caller's promise settles after the commit. Each check in the group is still
- * all-or-nothing, and sees the writes of the checks before it.
+ * all-or-nothing, and sees the writes of the checks before it. Reading a row costs twice what
+ * writing it back does, so rows this connection knows are kept while no other connection writes
+ * the file (row-cache.ts).
  *
  * Bounded: every row carries expires_at; expired rows read as absent and are deleted in the
- * background in small batches (an index on expires_at finds them).
+ * background in small batches (an index on the minute of expiry finds them).
  */
 import { assertKnownOptions, FloodgateError, show } from '../../errors.js';
 import { evaluate, peekPolicy } from '../../evaluate.js';
@@ -27,6 +29,7 @@ import type {
 import { invalidUri, numberParam, rejectUnknownParams, splitUri, withPrefix } from '../../uri.js';
 import { decodeState, encodeState } from './codec.js';
 import { type Database, loadDriver, openDatabase, openFailed, sleepSync } from './driver.js';
+import { type CachedRow, RowCache } from './row-cache.js';
 import { ENTRIES_TABLE, migrate, SWEEP_GRAIN_MS, sweepAfter } from './schema.js';
 
 export type SqliteSynchronous = 'off' | 'normal' | 'full' | 'extra';
@@ -51,13 +54,29 @@ export interface SqliteStoreOptions {
    * `database` it is only set when given.
    */
   synchronous?: SqliteSynchronous;
+  /**
+   * Rows kept in process memory so that a check on a key seen before skips reading it (a cached row
+   * is dropped as soon as another connection writes the file; see row-cache.ts). About 200 bytes
+   * per row; 0 turns it off. Files the store opens only: a `database` handed in is read every time.
+   * @default 100_000
+   */
+  rowCacheSize?: number;
 }
 
-const OPTION_NAMES = ['path', 'database', 'clock', 'busyTimeoutMs', 'sweepIntervalMs', 'synchronous'];
-const URI_PARAMS = ['prefix', 'busyTimeoutMs', 'sweepIntervalMs', 'synchronous'];
+const OPTION_NAMES = [
+  'path',
+  'database',
+  'clock',
+  'busyTimeoutMs',
+  'sweepIntervalMs',
+  'synchronous',
+  'rowCacheSize',
+];
+const URI_PARAMS = ['prefix', 'busyTimeoutMs', 'sweepIntervalMs', 'synchronous', 'rowCacheSize'];
 const SYNCHRONOUS: readonly SqliteSynchronous[] = ['off', 'normal', 'full', 'extra'];
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 const DEFAULT_SWEEP_INTERVAL_MS = 10_000;
+const DEFAULT_ROW_CACHE_SIZE = 100_000;
 /** Most calls in one transaction: bounds how long one group holds the write lock. */
 const MAX_GROUP = 1024;
 /** Expired rows deleted per sweep transaction; the sweep yields to requests between batches. */
@@ -114,6 +133,9 @@ export class SqliteStore implements Store {
   private readonly nextPage;
   private readonly sweepBatch;
   private readonly probe;
+  private readonly dataVersion;
+  /** Rows this connection knows (undefined: off, or a database handed in that its owner also writes). */
+  private readonly rows: RowCache | undefined;
   private readonly begin;
   private readonly commit;
   private readonly rollback;
@@ -144,13 +166,14 @@ export class SqliteStore implements Store {
     } catch {
       throw invalidUri(uri, 'its path has a malformed %-escape');
     }
-    const { prefix, busyTimeoutMs, sweepIntervalMs, synchronous, ...unknown } = query;
+    const { prefix, busyTimeoutMs, sweepIntervalMs, synchronous, rowCacheSize, ...unknown } = query;
     rejectUnknownParams(uri, unknown, URI_PARAMS);
     const options: SqliteStoreOptions = { path };
     if (busyTimeoutMs !== undefined) options.busyTimeoutMs = numberParam(uri, 'busyTimeoutMs', busyTimeoutMs);
     if (sweepIntervalMs !== undefined) {
       options.sweepIntervalMs = numberParam(uri, 'sweepIntervalMs', sweepIntervalMs);
     }
+    if (rowCacheSize !== undefined) options.rowCacheSize = numberParam(uri, 'rowCacheSize', rowCacheSize);
     if (synchronous !== undefined) options.synchronous = synchronous.toLowerCase() as SqliteSynchronous;
     const store = new SqliteStore(options);
     return prefix === undefined ? store : withPrefix(store, prefix);
@@ -202,6 +225,8 @@ export class SqliteStore implements Store {
       10_000,
     );
     this.clock = clock ?? Date.now;
+    const rowCacheSize = wholeNumber(options.rowCacheSize ?? DEFAULT_ROW_CACHE_SIZE, 'rowCacheSize', 100_000);
+    this.rows = database === undefined && rowCacheSize > 0 ? new RowCache(rowCacheSize) : undefined;
 
     if (database !== undefined) {
       loadDriver(); // the same clear error as for a path if the package is gone
@@ -244,11 +269,16 @@ export class SqliteStore implements Store {
           .raw();
       this.firstPage = page('>=');
       this.nextPage = page('>');
-      this.sweepBatch = db.prepare(
-        `DELETE FROM ${ENTRIES_TABLE} WHERE id IN
-         (SELECT id FROM ${ENTRIES_TABLE} WHERE sweep_after <= ? LIMIT ${SWEEP_BATCH})`,
-      );
+      // RETURNING names the rows that went, so the row cache forgets just those.
+      this.sweepBatch = db
+        .prepare(
+          `DELETE FROM ${ENTRIES_TABLE} WHERE id IN
+           (SELECT id FROM ${ENTRIES_TABLE} WHERE sweep_after <= ? LIMIT ${SWEEP_BATCH})
+           RETURNING bucket, key`,
+        )
+        .raw();
       this.probe = db.prepare('SELECT 1').pluck();
+      this.dataVersion = db.prepare('PRAGMA data_version').pluck();
       this.begin = db.prepare('BEGIN IMMEDIATE');
       this.commit = db.prepare('COMMIT');
       this.rollback = db.prepare('ROLLBACK');
@@ -287,12 +317,18 @@ export class SqliteStore implements Store {
 
   reset(key: string, buckets: readonly string[]): Promise<void> {
     return this.enqueue(key, () => {
-      for (const bucket of buckets) this.remove.run(bucket, key);
+      for (const bucket of buckets) {
+        this.remove.run(bucket, key);
+        this.rows?.delete(bucket, key);
+      }
     });
   }
 
   clear(prefix: string): Promise<number> {
-    return this.enqueue(prefix, () => this.removePrefix.run({ prefix }).changes);
+    return this.enqueue(prefix, () => {
+      this.rows?.clear();
+      return this.removePrefix.run({ prefix }).changes;
+    });
   }
 
   async *entries(prefix: string): AsyncIterable<StoreEntry> {
@@ -407,7 +443,10 @@ export class SqliteStore implements Store {
   private sweepOnce(): number {
     let removed = 0;
     this.writeTransaction(() => {
-      removed = this.sweepBatch.run(Math.floor(this.clock() / SWEEP_GRAIN_MS)).changes;
+      const gone = this.sweepBatch.all(Math.floor(this.clock() / SWEEP_GRAIN_MS)) as [string, string][];
+      // A cached row must not be updated by its old id once it is gone.
+      if (this.rows !== undefined) for (const [bucket, key] of gone) this.rows.delete(bucket, key);
+      removed = gone.length;
     });
     return removed;
   }
@@ -550,9 +589,12 @@ export class SqliteStore implements Store {
     const results: unknown[] = new Array(group.length);
     try {
       this.writeTransaction(() => {
+        this.rows?.validate(this.dataVersion.get());
         for (let i = 0; i < group.length; i++) results[i] = group[i].run();
       });
     } catch (error) {
+      // Rows cached by the group's checks were never committed.
+      this.rows?.clear();
       // The transaction rolled back: none of the group's checks happened, and each caller hears so.
       const failure = storeFailed(this.path, 'check', error);
       for (const call of group) call.reject(failure);
@@ -565,11 +607,12 @@ export class SqliteStore implements Store {
   private consumeNow(key: string, policies: readonly Policy[], cost: number): PolicyDecision[] {
     const now = this.clock();
     const n = policies.length;
-    const rows: (Row | undefined)[] = new Array(n);
+    const rows: (CachedRow | undefined)[] = new Array(n);
     const states: (AlgorithmState | undefined)[] = new Array(n);
     for (let i = 0; i < n; i++) {
-      rows[i] = this.select.get(policies[i].bucket, key) as Row | undefined;
-      states[i] = live(rows[i], now);
+      const row = this.row(policies[i].bucket, key);
+      rows[i] = row;
+      states[i] = row === undefined || row.expiresAt <= now ? undefined : row.state;
     }
     const result = evaluate(policies, states, now, cost);
     // An admission writes every policy; a denial writes only states the clock went back past
@@ -582,9 +625,17 @@ export class SqliteStore implements Store {
         const expiresAt = now + step.ttlMs;
         const minute = sweepAfter(expiresAt);
         const row = rows[i];
-        if (row === undefined) this.insert.run(policies[i].bucket, key, state, expiresAt, minute);
-        else if (row[3] === minute) this.update.run(state, expiresAt, row[0]);
-        else this.updateAndMove.run(state, expiresAt, minute, row[0]);
+        if (row === undefined) {
+          const bucket = policies[i].bucket;
+          const id = Number(this.insert.run(bucket, key, state, expiresAt, minute).lastInsertRowid);
+          this.rows?.set(bucket, key, { id, state: step.state, expiresAt, sweepAfter: minute });
+          continue;
+        }
+        if (row.sweepAfter === minute) this.update.run(state, expiresAt, row.id);
+        else this.updateAndMove.run(state, expiresAt, minute, row.id);
+        row.state = step.state;
+        row.expiresAt = expiresAt;
+        row.sweepAfter = minute;
       }
     }
     return result.decisions;
@@ -592,7 +643,24 @@ export class SqliteStore implements Store {
 
   /** The live state of (bucket, key) as of `now`; an expired row reads as absent. */
   private read(bucket: string, key: string, now: number): AlgorithmState | undefined {
-    return live(this.select.get(bucket, key) as Row | undefined, now);
+    const row = this.row(bucket, key);
+    return row === undefined || row.expiresAt <= now ? undefined : row.state;
+  }
+
+  /** The row of (bucket, key), expired or not, from the cache or else from the file. */
+  private row(bucket: string, key: string): CachedRow | undefined {
+    const cached = this.rows?.get(bucket, key);
+    if (cached !== undefined) return cached;
+    const found = this.select.get(bucket, key) as Row | undefined;
+    if (found === undefined) return undefined;
+    const row: CachedRow = {
+      id: found[0],
+      state: decodeState(found[1]),
+      expiresAt: found[2],
+      sweepAfter: found[3],
+    };
+    this.rows?.set(bucket, key, row);
+    return row;
   }
 
   private assertOpen(): void {
@@ -610,15 +678,15 @@ function isBusy(error: unknown): boolean {
   return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
 }
 
-function live(row: Row | undefined, now: number): AlgorithmState | undefined {
-  return row === undefined || row[2] <= now ? undefined : decodeState(row[1]);
+function wholeMs(value: unknown, name: string, example: number): number {
+  return wholeNumber(value, name, example, 2_147_483_647, ' of ms');
 }
 
-function wholeMs(value: unknown, name: string, example: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 2_147_483_647) {
+function wholeNumber(value: unknown, name: string, example: number, max = 16_000_000, unit = ''): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
     throw new FloodgateError(
       'FLOODGATE_INVALID_OPTION',
-      `${name} ${show(value)} must be a whole number of ms from 0 to 2147483647, like ${example}`,
+      `${name} ${show(value)} must be a whole number${unit} from 0 to ${max}, like ${example}`,
     );
   }
   return value;

@@ -48,10 +48,10 @@ async function run(name: string): Promise<string[]> {
 
 describe('docs/sqlite.md examples', () => {
   it('lists the examples this test knows', () => {
-    expect([...examples.keys()]).toEqual(['sqlite-basics', 'sqlite-own-database', 'sqlite-errors']);
+    expect([...examples.keys()]).toEqual(['sqlite-basics', 'sqlite-own-database', 'sqlite-row-cache', 'sqlite-errors']);
   });
 
-  it.each(['sqlite-basics', 'sqlite-own-database', 'sqlite-errors'])(
+  it.each(['sqlite-basics', 'sqlite-own-database', 'sqlite-row-cache', 'sqlite-errors'])(
     '%s prints what the page says',
     async (name) => {
       const printed = await run(name);

@@ -48,7 +48,12 @@ async function run(name: string): Promise<string[]> {
 
 describe('docs/sqlite.md examples', () => {
   it('lists the examples this test knows', () => {
-    expect([...examples.keys()]).toEqual(['sqlite-basics', 'sqlite-own-database', 'sqlite-row-cache', 'sqlite-errors']);
+    expect([...examples.keys()]).toEqual([
+      'sqlite-basics',
+      'sqlite-own-database',
+      'sqlite-row-cache',
+      'sqlite-errors',
+    ]);
   });
 
   it.each(['sqlite-basics', 'sqlite-own-database', 'sqlite-row-cache', 'sqlite-errors'])(

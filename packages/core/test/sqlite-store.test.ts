@@ -17,6 +17,7 @@ import { Limiter } from '../src/limiter.js';
 import { parsePolicies } from '../src/rate.js';
 import { MemoryStore } from '../src/stores/memory.js';
 import { SqliteStore } from '../src/stores/sqlite/index.js';
+import type { RowCache } from '../src/stores/sqlite/row-cache.js';
 import { TestClock } from '../src/testing/index.js';
 import { createStore } from '../src/uri.js';
 
@@ -421,6 +422,29 @@ describe('SqliteStore: row cache (rows kept in memory while no other connection 
     expect((await store.consume('k', short, 1))[0].remaining).toBe(4);
     expect(countRows(store)).toBe(1);
     expect((await store.consume('k', short, 1))[0].remaining).toBe(3);
+    await store.close();
+  });
+
+  it('keeps short states, and no long sliding log (its numbers could be thousands per key)', async () => {
+    const clock = new TestClock();
+    const store = new SqliteStore({ path: file(), clock: clock.now });
+    const cached = (policies: ReturnType<typeof hour>) =>
+      (store as unknown as { rows: RowCache }).rows.get(policies[0].bucket, 'k');
+    // A log holds a (time, count) pair per distinct time: one check per ms adds a pair each.
+    let t = 0;
+    const tick = async (policies: ReturnType<typeof hour>, cost = 1) => {
+      clock.at(++t);
+      return (await store.consume('k', policies, cost))[0];
+    };
+    const short = hour(5, 'short:', 'sliding-log');
+    const long = hour(20, 'long:', 'sliding-log');
+    for (let i = 0; i < 5; i++) await tick(short);
+    expect(cached(short)?.state).toHaveLength(10);
+    await tick(long, 8);
+    expect(cached(long)?.state).toHaveLength(2);
+    for (let i = 0; i < 8; i++) await tick(long);
+    expect(cached(long)).toBeUndefined(); // 9 pairs: 18 numbers
+    expect((await tick(long)).remaining).toBe(3);
     await store.close();
   });
 

@@ -11,9 +11,13 @@
  * and a rolled-back group update or empty it themselves.
  *
  * Bounded: at `maxRows` rows the cache is emptied and starts over, which costs a SELECT per key
- * once and keeps no bookkeeping per check.
+ * once and keeps no bookkeeping per check. A state longer than MAX_CACHED_NUMBERS (a sliding log
+ * with a limit above 8) is not kept: such logs can hold thousands of numbers per key.
  */
 import type { AlgorithmState } from '../../types.js';
+
+/** The longest state kept: every algorithm's but a long sliding log's (2 numbers per entry). */
+export const MAX_CACHED_NUMBERS = 16;
 
 export interface CachedRow {
   readonly id: number;
@@ -35,7 +39,12 @@ export class RowCache {
     return this.buckets.get(bucket)?.get(key);
   }
 
+  /** Keep `row`, unless its state is too long to (then any row kept for the key is dropped). */
   set(bucket: string, key: string, row: CachedRow): void {
+    if (row.state.length > MAX_CACHED_NUMBERS) {
+      this.delete(bucket, key);
+      return;
+    }
     if (this.size >= this.maxRows) this.clear();
     let rows = this.buckets.get(bucket);
     if (rows === undefined) {

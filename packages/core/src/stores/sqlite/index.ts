@@ -610,9 +610,8 @@ export class SqliteStore implements Store {
     const rows: (CachedRow | undefined)[] = new Array(n);
     const states: (AlgorithmState | undefined)[] = new Array(n);
     for (let i = 0; i < n; i++) {
-      const row = this.row(policies[i].bucket, key);
-      rows[i] = row;
-      states[i] = row === undefined || row.expiresAt <= now ? undefined : row.state;
+      rows[i] = this.row(policies[i].bucket, key);
+      states[i] = live(rows[i], now);
     }
     const result = evaluate(policies, states, now, cost);
     // An admission writes every policy; a denial writes only states the clock went back past
@@ -645,8 +644,7 @@ export class SqliteStore implements Store {
 
   /** The live state of (bucket, key) as of `now`; an expired row reads as absent. */
   private read(bucket: string, key: string, now: number): AlgorithmState | undefined {
-    const row = this.row(bucket, key);
-    return row === undefined || row.expiresAt <= now ? undefined : row.state;
+    return live(this.row(bucket, key), now);
   }
 
   /** The row of (bucket, key), expired or not, from the cache or else from the file. */
@@ -678,6 +676,10 @@ export class SqliteStore implements Store {
 function isBusy(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code;
   return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+}
+
+function live(row: CachedRow | undefined, now: number): AlgorithmState | undefined {
+  return row === undefined || row.expiresAt <= now ? undefined : row.state;
 }
 
 function wholeMs(value: unknown, name: string, example: number): number {

@@ -75,7 +75,9 @@ export function RateLimit(options: ExpressRateLimitOptions) {
     async function limited(this: This, req: Request, res: Response, next: NextFunction): Promise<unknown> {
       let proceed: boolean | Promise<boolean>;
       try {
-        proceed = decide(plan, req, res, await plan.check(req, req.ip, res));
+        // begin(): with a memory store and plain key/cost functions the check needs no await.
+        const checked = plan.begin(req, req.ip, res);
+        proceed = decide(plan, req, res, checked instanceof Promise ? await checked : checked);
         if (proceed !== true && proceed !== false) proceed = await proceed;
       } catch (error) {
         if (typeof next === 'function') return next(error);

@@ -62,7 +62,9 @@ export function RateLimit(options: KoaRateLimitOptions) {
       throw new TypeError(`@RateLimit() decorates methods; ${String(context.name)} is a ${context.kind}`);
     }
     async function limited(this: This, ctx: Context, next: Next): Promise<unknown> {
-      let admission = decide(plan, ctx, await plan.check(ctx, ctx.ip, ctx.res));
+      // begin(): with a memory store and plain key/cost functions the check needs no await.
+      const checked = plan.begin(ctx, ctx.ip, ctx.res);
+      let admission = decide(plan, ctx, checked instanceof Promise ? await checked : checked);
       if (admission instanceof Promise) admission = await admission;
       if (admission === undefined) return undefined;
       if (admission === 'skip' || !plan.refunds) return method.call(this, ctx, next);

@@ -29,7 +29,7 @@ import type {
 import { invalidUri, numberParam, rejectUnknownParams, splitUri, withPrefix } from '../../uri.js';
 import { decodeState, encodeState } from './codec.js';
 import { type Database, loadDriver, openDatabase, openFailed, sleepSync } from './driver.js';
-import { type CachedRow, MAX_CACHED_NUMBERS, RowCache } from './row-cache.js';
+import { type CachedRow, cacheable, RowCache } from './row-cache.js';
 import { ENTRIES_TABLE, migrate, SWEEP_GRAIN_MS, sweepAfter } from './schema.js';
 
 export type SqliteSynchronous = 'off' | 'normal' | 'full' | 'extra';
@@ -636,7 +636,7 @@ export class SqliteStore implements Store {
         row.state = step.state;
         row.expiresAt = expiresAt;
         row.sweepAfter = minute;
-        if (step.state.length > MAX_CACHED_NUMBERS) this.rows?.delete(policies[i].bucket, key);
+        if (!cacheable(step.state)) this.rows?.delete(policies[i].bucket, key);
       }
     }
     return result.decisions;

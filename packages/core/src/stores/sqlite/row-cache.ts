@@ -17,7 +17,12 @@
 import type { AlgorithmState } from '../../types.js';
 
 /** The longest state kept: every algorithm's but a long sliding log's (2 numbers per entry). */
-export const MAX_CACHED_NUMBERS = 16;
+const MAX_CACHED_NUMBERS = 16;
+
+/** Whether a row with this state may be kept (also after the store updated a kept row in place). */
+export function cacheable(state: AlgorithmState): boolean {
+  return state.length <= MAX_CACHED_NUMBERS;
+}
 
 export interface CachedRow {
   readonly id: number;
@@ -41,7 +46,7 @@ export class RowCache {
 
   /** Keep `row`, unless its state is too long to (then any row kept for the key is dropped). */
   set(bucket: string, key: string, row: CachedRow): void {
-    if (row.state.length > MAX_CACHED_NUMBERS) {
+    if (!cacheable(row.state)) {
       this.delete(bucket, key);
       return;
     }

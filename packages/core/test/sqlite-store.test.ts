@@ -260,6 +260,7 @@ describe('SqliteStore: bad files fail at construction with the path and the caus
 
 describe('SqliteStore: requests', () => {
   it('a request-time lock timeout rejects with FLOODGATE_STORE_FAILED; the Limiter degrades; then it recovers', async () => {
+    const stackTraceLimit = Error.stackTraceLimit;
     const path = file();
     const store = new SqliteStore({ path, busyTimeoutMs: 30 });
     const policies = hour(10, 'busy:');
@@ -272,6 +273,8 @@ describe('SqliteStore: requests', () => {
     );
     expect(isFloodgateError(failure, 'FLOODGATE_STORE_FAILED')).toBe(true);
     expect((failure as Error).message).toContain('SQLITE_BUSY');
+    // The lock tries capture no stack; the setting they lowered is back.
+    expect(Error.stackTraceLimit).toBe(stackTraceLimit);
     const limiter = new Limiter({ limit: '10/h', prefix: 'busy:', store, skipOnError: true });
     expect((await limiter.consume('k')).degraded).toBe('open');
     other.exec('ROLLBACK');
@@ -389,7 +392,7 @@ describe('SqliteStore: requests', () => {
   });
 });
 
-describe('SqliteStore: row cache (rows kept in memory while no other connection writes the file)', () => {
+describe('SqliteStore: row cache (rows kept in memory, read again by rowid after another connection commits)', () => {
   const countRows = (store: SqliteStore) =>
     (store as unknown as { db: Database.Database }).db
       .prepare('SELECT count(*) FROM floodgate_entries')
@@ -407,6 +410,46 @@ describe('SqliteStore: row cache (rows kept in memory while no other connection 
       remaining.push((await store.consume('k', policies, 1))[0].remaining);
     }
     expect(remaining).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0, 0, 0, 0]);
+    await a.close();
+    await b.close();
+  });
+
+  it("a cached row's rowid given to another key by another connection: each key keeps its own count", async () => {
+    const path = file();
+    const a = new SqliteStore({ path, sweepIntervalMs: 0 });
+    const b = new SqliteStore({ path, sweepIntervalMs: 0 });
+    const policies = hour(10, 'reuse:');
+    const buckets = policies.map((p) => p.bucket);
+    const idOf = (key: string) =>
+      (a as unknown as { db: Database.Database }).db
+        .prepare('SELECT id FROM floodgate_entries WHERE key = ?')
+        .pluck()
+        .get(key);
+    expect((await a.consume('x', policies, 3))[0].remaining).toBe(7); // a caches x's row
+    const xId = idOf('x');
+    await b.reset('x', buckets);
+    // The table's largest rowid was x's: SQLite hands it to the next row, y's.
+    expect((await b.consume('y', policies, 1))[0].remaining).toBe(9);
+    expect(idOf('y')).toBe(xId);
+    expect((await a.consume('x', policies, 1))[0].remaining).toBe(9);
+    expect((await b.peek('y', policies))[0].remaining).toBe(9);
+    expect((await a.peek('y', policies))[0].remaining).toBe(9);
+    await a.close();
+    await b.close();
+  });
+
+  it('a cached row another connection deleted and wrote anew is read by key', async () => {
+    const path = file();
+    const a = new SqliteStore({ path, sweepIntervalMs: 0 });
+    const b = new SqliteStore({ path, sweepIntervalMs: 0 });
+    const policies = hour(10, 'anew:');
+    const buckets = policies.map((p) => p.bucket);
+    expect((await a.consume('x', policies, 4))[0].remaining).toBe(6);
+    await a.consume('filler', policies, 1); // a larger rowid: x's is not handed out again
+    await b.reset('x', buckets);
+    expect((await b.consume('x', policies, 2))[0].remaining).toBe(8);
+    expect((await a.consume('x', policies, 1))[0].remaining).toBe(7);
+    expect((await b.consume('x', policies, 1))[0].remaining).toBe(6);
     await a.close();
     await b.close();
   });

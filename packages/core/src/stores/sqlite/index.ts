@@ -8,9 +8,9 @@
  * Speed: a transaction costs far more than the work in it, so every call that arrives within one
  * turn of the event loop joins one group, run in arrival order in one transaction (group commit),
  * and each caller's promise settles after the commit. Each check in the group is still
- * all-or-nothing, and sees the writes of the checks before it. Reading a row costs twice what
- * writing it back does, so rows this connection knows are kept while no other connection writes
- * the file (row-cache.ts).
+ * all-or-nothing, and sees the writes of the checks before it. Reading a row by key costs twice
+ * what writing it back does, so rows this connection knows are kept, and read again by rowid only
+ * after another connection wrote the file (row-cache.ts).
  *
  * Bounded: every row carries expires_at; expired rows read as absent and are deleted in the
  * background in small batches (an index on the minute of expiry finds them).
@@ -108,7 +108,8 @@ interface Pending {
   readonly reject: (error: unknown) => void;
 }
 
-type Row = [id: number, state: Uint8Array, expiresAt: number, sweepAfter: number];
+/** A row's columns as the check statements read them. */
+type StoredRow = [state: Uint8Array, expiresAt: number, sweepAfter: number];
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
@@ -134,6 +135,7 @@ export class SqliteStore implements Store {
   private readonly sweepBatch;
   private readonly probe;
   private readonly dataVersion;
+  private readonly selectById;
   /** Rows this connection knows (undefined: off, or a database handed in that its owner also writes). */
   private readonly rows: RowCache | undefined;
   private readonly begin;
@@ -254,6 +256,12 @@ export class SqliteStore implements Store {
       this.updateAndMove = db.prepare(
         `UPDATE ${ENTRIES_TABLE} SET state = ?, expires_at = ?, sweep_after = ? WHERE id = ?`,
       );
+      // A cached row after another connection's commit: by rowid, if the rowid is still this key's.
+      this.selectById = db
+        .prepare(
+          `SELECT state, expires_at, sweep_after FROM ${ENTRIES_TABLE} WHERE id = ? AND bucket = ? AND key = ?`,
+        )
+        .raw();
       this.remove = db.prepare(`DELETE FROM ${ENTRIES_TABLE} WHERE bucket = ? AND key = ?`);
       // Buckets sharing a prefix are adjacent in the (bucket, key) index's order, so both statements
       // start at the prefix, and the entries() page walk stops at the first bucket outside it.
@@ -488,7 +496,7 @@ export class SqliteStore implements Store {
     let wait = FIRST_BUSY_WAIT_MS;
     for (;;) {
       try {
-        statement.run();
+        runWithoutStack(statement);
         return;
       } catch (error) {
         if (!isBusy(error)) throw error;
@@ -627,7 +635,8 @@ export class SqliteStore implements Store {
         if (row === undefined) {
           const bucket = policies[i].bucket;
           const id = Number(this.insert.run(bucket, key, state, expiresAt, minute).lastInsertRowid);
-          this.rows?.set(bucket, key, { id, state: step.state, expiresAt, sweepAfter: minute });
+          const epoch = this.rows?.epoch ?? 0;
+          this.rows?.set(bucket, key, { id, state: step.state, expiresAt, sweepAfter: minute, epoch });
           continue;
         }
         if (row.sweepAfter === minute) this.update.run(state, expiresAt, row.id);
@@ -647,19 +656,36 @@ export class SqliteStore implements Store {
     return live(this.row(bucket, key), now);
   }
 
-  /** The row of (bucket, key), expired or not, from the cache or else from the file. */
+  /**
+   * The row of (bucket, key), expired or not: from the cache, read again by rowid if another
+   * connection committed since it was cached (row-cache.ts), or else read by key.
+   */
   private row(bucket: string, key: string): CachedRow | undefined {
-    const cached = this.rows?.get(bucket, key);
-    if (cached !== undefined) return cached;
-    const found = this.select.get(bucket, key) as Row | undefined;
+    const rows = this.rows;
+    const cached = rows?.get(bucket, key);
+    if (cached !== undefined && rows !== undefined) {
+      if (cached.epoch === rows.epoch) return cached;
+      const again = this.selectById.get(cached.id, bucket, key) as StoredRow | undefined;
+      if (again !== undefined) {
+        cached.state = decodeState(again[0]);
+        cached.expiresAt = again[1];
+        cached.sweepAfter = again[2];
+        cached.epoch = rows.epoch;
+        if (!cacheable(cached.state)) rows.delete(bucket, key);
+        return cached;
+      }
+      rows.delete(bucket, key); // gone, or its rowid now another key's
+    }
+    const found = this.select.get(bucket, key) as [id: number, ...StoredRow] | undefined;
     if (found === undefined) return undefined;
     const row: CachedRow = {
       id: found[0],
       state: decodeState(found[1]),
       expiresAt: found[2],
       sweepAfter: found[3],
+      epoch: rows?.epoch ?? 0,
     };
-    this.rows?.set(bucket, key, row);
+    rows?.set(bucket, key, row);
     return row;
   }
 
@@ -670,6 +696,22 @@ export class SqliteStore implements Store {
         `this SqliteStore (${this.path}) was closed; create a new one`,
       );
     }
+  }
+}
+
+/**
+ * `statement.run()`, with no stack trace captured if it throws: with several processes most tries
+ * of BEGIN IMMEDIATE find the lock taken, and capturing a stack for each of those errors took ~5%
+ * of the CPU of 4 processes sharing a file (profiled). The caller wraps any error it passes on in a
+ * FloodgateError, which has its own stack.
+ */
+function runWithoutStack(statement: { run(): unknown }): void {
+  const depth = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    statement.run();
+  } finally {
+    Error.stackTraceLimit = depth;
   }
 }
 

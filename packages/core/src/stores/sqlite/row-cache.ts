@@ -5,10 +5,14 @@
  *
  * A cached row is exactly what the file holds as long as no other connection has committed since
  * it was cached. SQLite counts those commits in `PRAGMA data_version` (a connection's own commits
- * leave it unchanged), so the store reads it once per group, with the write lock held, and empties
- * the cache when it moved: with other processes writing the same file, checks read their rows
- * afresh, as without a cache. The store's own writes that are not checks (reset, clear, the sweep)
- * and a rolled-back group update or empty it themselves.
+ * leave it unchanged); the store reads it once per group, with the write lock held, and when it
+ * moved, the cache starts a new epoch: a row cached in an older one is read again before use, by its
+ * rowid (the table alone, ~1 µs) rather than through the (bucket, key) index, and only if that
+ * rowid still holds the same bucket and key (a row deleted by another connection's sweep or reset
+ * may have left its rowid to another key); else it is read by key as if never cached. With several
+ * processes writing one file, every check reads its row afresh, as it must, but at the cost of a
+ * read by rowid. The store's own writes that are not checks (reset, clear, the sweep) and a
+ * rolled-back group update or empty the cache themselves.
  *
  * Bounded: at `maxRows` rows the cache is emptied and starts over, which costs a SELECT per key
  * once and keeps no bookkeeping per check. A state longer than MAX_CACHED_NUMBERS (a sliding log
@@ -30,6 +34,8 @@ export interface CachedRow {
   expiresAt: number;
   /** The row's sweep_after (see schema.ts). */
   sweepAfter: number;
+  /** The cache's epoch when the row was last read or written: a row of an older one is read again. */
+  epoch: number;
 }
 
 export class RowCache {
@@ -37,6 +43,8 @@ export class RowCache {
   private buckets = new Map<string, Map<string, CachedRow>>();
   private size = 0;
   private dataVersion: unknown;
+  /** Moves whenever another connection committed (see validate). */
+  epoch = 0;
 
   constructor(private readonly maxRows: number) {}
 
@@ -72,10 +80,10 @@ export class RowCache {
     this.size = 0;
   }
 
-  /** Empty the cache if another connection committed since the last call (`version`: PRAGMA data_version). */
+  /** Start a new epoch if another connection committed since the last call (`version`: PRAGMA data_version). */
   validate(version: unknown): void {
     if (version !== this.dataVersion) {
-      this.clear();
+      this.epoch++;
       this.dataVersion = version;
     }
   }

@@ -17,9 +17,10 @@ import { Limiter } from '../src/limiter.js';
 import { parsePolicies } from '../src/rate.js';
 import { resetUnsafeWarning } from '../src/stores/redis/driver.js';
 import { RedisStore } from '../src/stores/redis/index.js';
-import { clientPart, redisKey } from '../src/stores/redis/keys.js';
+import { clientPart, escapeBucket, redisKey } from '../src/stores/redis/keys.js';
 import { floodgateScript } from '../src/stores/redis/lua.js';
 import { parseRedisUri } from '../src/stores/redis/uri.js';
+import { fuzzKeys } from './support/fuzz-keys.js';
 import {
   cli,
   type RedisCluster,
@@ -230,6 +231,42 @@ describe('on a private standalone server', () => {
     expect(denied[0].retryAfterMs).toBeGreaterThan(0);
     expect(denied[0].retryAfterMs).toBeLessThanOrEqual(1000);
   });
+
+  it('10,000 fuzzed keys (any Unicode, binary, braces, CR/LF, NUL, up to 1 MB): each one bounded key of its own, with a TTL', async () => {
+    const text = prefix();
+    const policies = parsePolicies('1/min', { prefix: text });
+    const bucket = escapeBucket(policies[0].bucket);
+    const keys = fuzzKeys(10_000);
+    const checkAll = async () => {
+      const decisions = [];
+      for (let i = 0; i < keys.length; i += 500) {
+        const chunk = keys.slice(i, i + 500);
+        decisions.push(...(await Promise.all(chunk.map((key) => store.consume(key, policies, 1)))));
+      }
+      return decisions.map((d) => d[0].allowed);
+    };
+    // Admitted once each, then denied: no two keys share a count.
+    expect((await checkAll()).filter(Boolean).length).toBe(keys.length);
+    expect((await checkAll()).filter(Boolean).length).toBe(0);
+    const client = new Redis(server.port, '127.0.0.1');
+    try {
+      const stored: string[] = [];
+      for await (const batch of client.scanStream({ match: `${text}*`, count: 1000 })) stored.push(...batch);
+      expect(stored.length).toBe(keys.length);
+      expect(new Set(stored)).toEqual(
+        new Set(keys.map((key) => redisKey(policies[0].bucket, clientPart(key)))),
+      );
+      for (const key of stored) {
+        // The client part is short printable ASCII without braces: it is the whole hash tag.
+        expect(key.startsWith(`${bucket}{`) && key.endsWith('}')).toBe(true);
+        expect(key.slice(bucket.length + 1, -1)).toMatch(/^[\x20-\x7a\x7c\x7e]{1,64}$/);
+      }
+      const ttls = (await client.pipeline(stored.map((key) => ['pttl', key])).exec()) ?? [];
+      expect(ttls.filter(([, ttl]) => !((ttl as number) > 0 && (ttl as number) <= 120_000))).toEqual([]);
+    } finally {
+      client.disconnect();
+    }
+  }, 60_000);
 
   it('gives every key a TTL no longer than the state matters, for every algorithm', async () => {
     const text = prefix();

@@ -14,6 +14,7 @@ import {
   burst,
   type EventOptions,
   expectExactRetryAfter,
+  expectFuzzedKeysContained,
   expectLimitEvent,
   expectStoreDownEvents,
   failingStore,
@@ -23,6 +24,7 @@ import {
   request,
   statuses,
 } from '../../core/test/support/adapters.js';
+import { fuzzKeys, keyFromHeader } from '../../core/test/support/fuzz-keys.js';
 import { RateLimit, rateLimit } from '../src/index.js';
 
 const opened = new Opened();
@@ -456,6 +458,15 @@ describe.each([
       expect(replies.map((r) => r.status)).toEqual(k === '' ? [500, 500, 500] : [200, 200, 429]);
     }
   });
+
+  it('1,000 fuzzed keys (any Unicode, binary, braces, CR/LF, NUL, long): each its own count, nothing in the headers', async () => {
+    const app = express();
+    app.use(
+      track(rateLimit({ limit: '1/min', name: name(), key: (req) => keyFromHeader(req.headers['x-key']) })),
+    );
+    app.get('/', ok);
+    await expectFuzzedKeysContained(await serve(app), fuzzKeys(1000, { maxLength: 2000 }));
+  }, 60_000);
 
   it('@RateLimit decorates a class handler (TC39 decorators)', async () => {
     const limitName = name();

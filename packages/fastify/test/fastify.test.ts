@@ -12,6 +12,7 @@ import {
   assertCleanHeaders,
   burst,
   expectExactRetryAfter,
+  expectFuzzedKeysContained,
   expectLimitEvent,
   expectStoreDownEvents,
   failingStore,
@@ -23,6 +24,7 @@ import {
   statuses,
   type Target,
 } from '../../core/test/support/adapters.js';
+import { fuzzKeys, keyFromHeader } from '../../core/test/support/fuzz-keys.js';
 import floodgate, { type LimitHandler } from '../src/index.js';
 
 const apps: FastifyInstance[] = [];
@@ -290,6 +292,17 @@ describe('plugin', () => {
       expect((await request(target, '/', { headers: { 'x-user': 'bob' } })).status).toBe(200);
     }
   });
+
+  it('1,500 fuzzed keys (any Unicode, binary, braces, CR/LF, NUL, long): each its own count, nothing in the headers', async () => {
+    const app = make();
+    await app.register(floodgate, {
+      limit: '1/min',
+      name: name(),
+      key: (request) => keyFromHeader(request.headers['x-key']),
+    });
+    app.get('/', async () => 'ok');
+    await expectFuzzedKeysContained(await serve(app), fuzzKeys(1500, { maxLength: 2000 }));
+  }, 60_000);
 
   it('a key function that throws gives Fastify an error (500), with no stack trace in the body', async () => {
     const app = make();

@@ -7,6 +7,7 @@ import {
   assertCleanHeaders,
   burst,
   expectExactRetryAfter,
+  expectFuzzedKeysContained,
   expectLimitEvent,
   expectStoreDownEvents,
   names,
@@ -15,6 +16,7 @@ import {
   request,
   statuses,
 } from '../../core/test/support/adapters.js';
+import { fuzzKeys, keyFromHeader } from '../../core/test/support/fuzz-keys.js';
 import { RateLimit, rateLimit } from '../src/index.js';
 
 const opened = new Opened();
@@ -176,6 +178,15 @@ describe.each([
     const replies = await burst(40, () => request(target, '/'));
     expect(statuses(replies)).toEqual({ 200: 10, 429: 30 });
   });
+
+  it('1,000 fuzzed keys (any Unicode, binary, braces, CR/LF, NUL, long): each its own count, nothing in the headers', async () => {
+    const app = new Koa();
+    app.use(
+      track(rateLimit({ limit: '1/min', name: name(), key: (ctx) => keyFromHeader(ctx.get('x-key')) })),
+    );
+    app.use(ok);
+    await expectFuzzedKeysContained(await serve(app), fuzzKeys(1000, { maxLength: 2000 }));
+  }, 60_000);
 
   it('replaces the answer with message or onLimit', async () => {
     const app = new Koa();

@@ -20,6 +20,7 @@ import type {
 import { MemoryStore } from '../../src/stores/memory.js';
 import { RedisStore } from '../../src/stores/redis/index.js';
 import type { AlgorithmName, Decision, Store } from '../../src/types.js';
+import { keyHeader } from './fuzz-keys.js';
 
 export interface Reply {
   status: number;
@@ -160,6 +161,29 @@ export function assertCleanHeaders(headers: http.IncomingHttpHeaders): void {
         throw new Error(`header ${name} has a negative, NaN or fractional number: ${v}`);
       }
     }
+  }
+}
+
+/**
+ * Each key twice, to a server whose limiter allows 1 a minute on `GET /` and reads its key with
+ * keyFromHeader(the `x-key` header): admitted, then denied, with clean headers both times. Two keys
+ * sharing a count, part of a key leaking into a header, or an error answer each fail it.
+ */
+export async function expectFuzzedKeysContained(target: Target, keys: readonly string[]): Promise<void> {
+  const atOnce = 16;
+  for (let i = 0; i < keys.length; i += atOnce) {
+    await Promise.all(
+      keys.slice(i, i + atOnce).map(async (key) => {
+        const headers = { 'x-key': keyHeader(key) };
+        const first = await request(target, '/', { headers });
+        const second = await request(target, '/', { headers });
+        for (const reply of [first, second]) {
+          assertCleanHeaders(reply.headers);
+          expect(reply.headers['x-injected']).toBeUndefined();
+        }
+        expect([first.status, second.status], JSON.stringify(key).slice(0, 120)).toEqual([200, 429]);
+      }),
+    );
   }
 }
 

@@ -365,7 +365,8 @@ export class RedisStore implements Store {
     }
     await ended; // resolve once the connection is really gone, so a process can exit right after
     if (this.commands.status !== 'end') this.commands.disconnect();
-    this.commands.off('error', this.onError);
+    // The no-op error listener stays: a connection the server never answered can still fail its
+    // ready check after this, and ioredis would print that error to the console with no listener.
   }
 
   private enqueue(key: string, policies: readonly Policy[], op: string): Promise<PolicyDecision[]> {

@@ -16,6 +16,7 @@ import { type FloodgateError, isFloodgateError } from '../src/errors.js';
 import { Limiter } from '../src/limiter.js';
 import { parsePolicies } from '../src/rate.js';
 import { MemoryStore } from '../src/stores/memory.js';
+import { unsafeDriverPair } from '../src/stores/sqlite/driver.js';
 import { SqliteStore } from '../src/stores/sqlite/index.js';
 import type { RowCache } from '../src/stores/sqlite/row-cache.js';
 import { TestClock } from '../src/testing/index.js';
@@ -574,6 +575,21 @@ describe('SqliteStore: row cache (rows kept in memory, read again by rowid after
 });
 
 describe('SqliteStore: driver', () => {
+  it('warns (FLOODGATE_UNSAFE_SQLITE_DRIVER) about better-sqlite3 12 on Node 24, the pair that can abort', () => {
+    const message = unsafeDriverPair('24.21.0', '12.11.1');
+    expect(message).toContain('better-sqlite3 12.11.1 on Node.js 24.21.0');
+    expect(message).toContain('npm install better-sqlite3@13');
+    expect(unsafeDriverPair('25.1.0', '11.10.0')).toContain('npm install better-sqlite3@13');
+    for (const [node, driver] of [
+      ['20.20.2', '12.11.1'],
+      ['22.23.3', '12.11.1'],
+      ['24.21.0', '13.2.0'],
+      ['24.21.0', undefined],
+    ] as const) {
+      expect(unsafeDriverPair(node, driver)).toBeUndefined();
+    }
+  });
+
   it('without better-sqlite3 installed: FLOODGATE_MISSING_DRIVER saying what to install', () => {
     // A copy of the core sources where no node_modules can be found above them.
     const isolated = mkdtempSync(join(tmpdir(), 'floodgate-nodriver-'));

@@ -31,8 +31,44 @@ export function loadDriver(moduleName = 'better-sqlite3'): DatabaseConstructor {
       { cause: error },
     );
   }
-  if (moduleName === 'better-sqlite3') driver = loaded;
+  if (moduleName === 'better-sqlite3') {
+    driver = loaded;
+    warnIfUnsafePair(process.versions.node, driverVersion());
+  }
   return loaded;
+}
+
+/** The installed better-sqlite3's version, or undefined if its package.json cannot be read. */
+function driverVersion(): string | undefined {
+  try {
+    return (createRequire(import.meta.url)('better-sqlite3/package.json') as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * better-sqlite3 12.x on Node 24 can abort the whole process (a native assertion in
+ * node::RemoveEnvironmentCleanupHook when a statement is garbage-collected; seen in floodgate's
+ * multi-process test on 24.21.0 with 12.11.1, never with 13.2.0). Not an error: it strikes at
+ * random, and the application may still be starting up or testing. Said once per process.
+ */
+export function unsafeDriverPair(node: string, betterSqlite3: string | undefined): string | undefined {
+  const major = (version: string) => Number.parseInt(version, 10);
+  if (betterSqlite3 === undefined || major(node) < 24 || major(betterSqlite3) >= 13) return undefined;
+  return (
+    `better-sqlite3 ${betterSqlite3} on Node.js ${node} can abort the process when a statement is ` +
+    'garbage-collected (a native assertion in better-sqlite3 12.x on Node 24); run: npm install better-sqlite3@13'
+  );
+}
+
+let warnedPair = false;
+
+function warnIfUnsafePair(node: string, betterSqlite3: string | undefined): void {
+  const message = unsafeDriverPair(node, betterSqlite3);
+  if (message === undefined || warnedPair) return;
+  warnedPair = true;
+  process.emitWarning(message, { code: 'FLOODGATE_UNSAFE_SQLITE_DRIVER' });
 }
 
 /** Open (creating if needed) the database file at `path`. */

@@ -400,11 +400,20 @@ describe('SqliteStore: row cache (rows kept in memory, read again by rowid after
       .pluck()
       .get();
 
-  it("two stores on one file take turns on a key: each sees the other's writes, exactly", async () => {
+  /** Two stores on one new file (two connections, as two processes would have) and 10 an hour. */
+  const twoConnections = (prefix: string) => {
     const path = file();
-    const a = new SqliteStore({ path });
-    const b = new SqliteStore({ path });
-    const policies = hour(10, 'turns:');
+    const policies = hour(10, prefix);
+    return {
+      a: new SqliteStore({ path, sweepIntervalMs: 0 }),
+      b: new SqliteStore({ path, sweepIntervalMs: 0 }),
+      policies,
+      buckets: policies.map((p) => p.bucket),
+    };
+  };
+
+  it("two stores on one file take turns on a key: each sees the other's writes, exactly", async () => {
+    const { a, b, policies } = twoConnections('turns:');
     const remaining: number[] = [];
     for (let i = 0; i < 14; i++) {
       const store = i % 2 === 0 ? a : b;
@@ -416,11 +425,7 @@ describe('SqliteStore: row cache (rows kept in memory, read again by rowid after
   });
 
   it("a cached row's rowid given to another key by another connection: each key keeps its own count", async () => {
-    const path = file();
-    const a = new SqliteStore({ path, sweepIntervalMs: 0 });
-    const b = new SqliteStore({ path, sweepIntervalMs: 0 });
-    const policies = hour(10, 'reuse:');
-    const buckets = policies.map((p) => p.bucket);
+    const { a, b, policies, buckets } = twoConnections('reuse:');
     const idOf = (key: string) =>
       (a as unknown as { db: Database.Database }).db
         .prepare('SELECT id FROM floodgate_entries WHERE key = ?')
@@ -440,11 +445,7 @@ describe('SqliteStore: row cache (rows kept in memory, read again by rowid after
   });
 
   it('a cached row another connection deleted and wrote anew is read by key', async () => {
-    const path = file();
-    const a = new SqliteStore({ path, sweepIntervalMs: 0 });
-    const b = new SqliteStore({ path, sweepIntervalMs: 0 });
-    const policies = hour(10, 'anew:');
-    const buckets = policies.map((p) => p.bucket);
+    const { a, b, policies, buckets } = twoConnections('anew:');
     expect((await a.consume('x', policies, 4))[0].remaining).toBe(6);
     await a.consume('filler', policies, 1); // a larger rowid: x's is not handed out again
     await b.reset('x', buckets);

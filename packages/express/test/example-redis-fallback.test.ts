@@ -3,50 +3,23 @@
  * through Redis; with Redis killed it still limits (the memory fallback) and its health endpoint
  * says so; with Redis back it goes back to Redis by itself.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Reply, request, sequence } from '../../core/test/support/adapters.js';
+import { killExamples, startExample } from '../../core/test/support/example-apps.js';
 import { type RedisServer, startRedis } from '../../core/test/support/redis-servers.js';
 
-const exampleDir = fileURLToPath(new URL('../../../examples/redis-fallback/', import.meta.url));
-const stops: Array<() => Promise<void>> = [];
+let redis: RedisServer | undefined;
 afterAll(async () => {
-  for (const stop of stops.reverse()) await stop();
+  killExamples();
+  await redis?.stop();
 });
-
-async function startApp(redisPort: number): Promise<{ port: number; output: () => string }> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'app.ts'], {
-    cwd: exampleDir,
-    env: { ...process.env, PORT: '0', REDIS_URL: `redis://127.0.0.1:${redisPort}` },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  stops.push(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, 'exit');
-    child.kill('SIGTERM');
-    await exited;
-  });
-  let out = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`the example exited (${code}) before listening`)));
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-      if (match) resolve(Number(match[1]));
-    });
-  });
-  return { port, output: () => out };
-}
 
 const body = (reply: Reply) => JSON.parse(reply.body) as Record<string, unknown>;
 
 describe('examples/redis-fallback', () => {
   it('limits through Redis, keeps limiting on the fallback while Redis is dead, and returns to Redis', async () => {
-    let redis: RedisServer = await startRedis();
-    stops.push(() => redis.stop());
-    const app = await startApp(redis.port);
+    redis = await startRedis();
+    const app = await startExample('redis-fallback', { REDIS_URL: `redis://127.0.0.1:${redis.port}` });
     const get = () => request({ port: app.port }, '/');
 
     const onRedis = await sequence(7, get);
@@ -86,5 +59,6 @@ describe('examples/redis-fallback', () => {
       degraded: false,
     });
     expect(app.output()).toContain('limits back on Redis after');
+    await app.stop();
   }, 60_000);
 });

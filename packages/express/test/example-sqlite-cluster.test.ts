@@ -3,53 +3,22 @@
  * four worker processes answer one port in turn, a client gets its 10 a minute in all, and the
  * counts outlive a restart of the whole cluster.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { request } from '../../core/test/support/adapters.js';
+import { killExamples, startExample } from '../../core/test/support/example-apps.js';
 
-const exampleDir = fileURLToPath(new URL('../../../examples/sqlite-cluster/', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'floodgate-cluster-example-'));
-const running: ChildProcess[] = [];
 afterAll(() => {
-  for (const child of running) child.kill('SIGKILL');
+  killExamples();
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Start the example's cluster; resolve with its port once every worker listens. */
-async function startCluster(workers: number, file: string): Promise<{ port: number; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'app.ts'], {
-    cwd: exampleDir,
-    env: { ...process.env, PORT: '0', WORKERS: String(workers), DB_FILE: file },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  running.push(child);
-  const ports = new Set<number>();
-  let listening = 0;
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`the example exited (${code}) before listening`)));
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      for (const match of out.matchAll(/on http:\/\/127\.0\.0\.1:(\d+)/g)) ports.add(Number(match[1]));
-      listening = out.split('\n').filter((line) => line.includes(' on http://')).length;
-      if (listening === workers) resolve();
-    });
-  });
-  expect([...ports].length).toBe(1); // one port, shared by every worker
-  return {
-    port: [...ports][0],
-    async stop() {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
+/** The example's cluster, resolved once every worker listens (all on one port). */
+const startCluster = (workers: number, file: string) =>
+  startExample('sqlite-cluster', { WORKERS: String(workers), DB_FILE: file }, workers);
 
 describe('examples/sqlite-cluster', () => {
   it('four workers share one count per client, and the count outlives a restart', async () => {

@@ -12,13 +12,14 @@ export type Database = BetterSqlite3.Database;
 type DatabaseConstructor = typeof BetterSqlite3;
 
 let driver: DatabaseConstructor | undefined;
+const requireHere = createRequire(import.meta.url);
 
 /** The better-sqlite3 constructor, or FLOODGATE_MISSING_DRIVER saying what to install. */
 export function loadDriver(moduleName = 'better-sqlite3'): DatabaseConstructor {
   if (driver !== undefined && moduleName === 'better-sqlite3') return driver;
   let loaded: DatabaseConstructor;
   try {
-    loaded = createRequire(import.meta.url)(moduleName) as DatabaseConstructor;
+    loaded = requireHere(moduleName) as DatabaseConstructor;
   } catch (error) {
     const code = (error as { code?: string }).code;
     const missing = code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND';
@@ -41,7 +42,7 @@ export function loadDriver(moduleName = 'better-sqlite3'): DatabaseConstructor {
 /** The installed better-sqlite3's version, or undefined if its package.json cannot be read. */
 function driverVersion(): string | undefined {
   try {
-    return (createRequire(import.meta.url)('better-sqlite3/package.json') as { version?: string }).version;
+    return (requireHere('better-sqlite3/package.json') as { version?: string }).version;
   } catch {
     return undefined;
   }

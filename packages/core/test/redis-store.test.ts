@@ -232,6 +232,54 @@ describe('on a private standalone server', () => {
     expect(denied[0].retryAfterMs).toBeLessThanOrEqual(1000);
   });
 
+  it('one call mixing routes, costs, peeks and a repeated client decides as the same checks made one at a time', async () => {
+    // Token buckets over an hour: the few ms between the two runs refill nothing a floor can see.
+    const routes = (p: string) => ({
+      one: parsePolicies(['5/1h'], { prefix: `${p}a:`, algorithm: 'token-bucket' }),
+      two: parsePolicies(['3/1h', '10/1h'], { prefix: `${p}b:`, algorithm: 'token-bucket' }),
+    });
+    // Eight checks: a flush of more than eight is split in two when nothing is in flight.
+    type Step = { route: 'one' | 'two'; key: string; cost: number | 'peek' };
+    const steps: Step[] = [
+      { route: 'one', key: 'k1', cost: 1 },
+      { route: 'one', key: 'k1', cost: 2 },
+      { route: 'two', key: 'k1', cost: 1 },
+      { route: 'two', key: 'k1', cost: 2 },
+      { route: 'one', key: 'k1', cost: 'peek' },
+      { route: 'two', key: 'k2', cost: 4 },
+      { route: 'one', key: 'k1', cost: 3 },
+      { route: 'two', key: 'k1', cost: 1 },
+    ];
+    const run = (p: string, together: boolean) => {
+      const r = routes(p);
+      const one = (s: Step) =>
+        s.cost === 'peek' ? store.peek(s.key, r[s.route]) : store.consume(s.key, r[s.route], s.cost);
+      return together
+        ? Promise.all(steps.map(one))
+        : steps.reduce(
+            async (done, s) => [...(await done), await one(s)],
+            Promise.resolve([] as Awaited<ReturnType<typeof one>>[]),
+          );
+    };
+    const callsBefore = store.stats.calls;
+    const batched = await run(prefix(), true);
+    expect(store.stats.calls - callsBefore).toBe(1);
+    const serial = await run(prefix(), false);
+    const shape = (results: typeof batched) =>
+      results.map((r) => r.map((d) => `${d.allowed ? 'ok' : 'no'}:${d.remaining}`).join(' '));
+    expect(shape(batched)).toEqual(shape(serial));
+    expect(shape(batched)).toEqual([
+      'ok:4',
+      'ok:2',
+      'ok:2 ok:9',
+      'ok:0 ok:7',
+      'ok:2',
+      'no:3 ok:10',
+      'no:2',
+      'no:0 ok:7',
+    ]);
+  });
+
   it('10,000 fuzzed keys (any Unicode, binary, braces, CR/LF, NUL, up to 1 MB): each one bounded key of its own, with a TTL', async () => {
     const text = prefix();
     const policies = parsePolicies('1/min', { prefix: text });

@@ -61,14 +61,24 @@ export async function isolated(moduleUrl, subject, options = {}, execArgv = [], 
 
 /**
  * The figures of several subjects, interleaved: after one warm-up pass, every round runs every
- * subject on every case in turn (the order rotated per round), so a busy moment on the shared
- * machine lands on all subjects alike and per-round ratios compare figures taken seconds apart.
+ * subject on every case in turn (the order rotated per round), each timed run right after an
+ * untimed one of `settleMs`, so a busy moment on the shared machine lands on all subjects alike and
+ * per-round ratios compare figures taken seconds apart.
  * Returns { [subject]: { missing } | { [case]: result[] } } with one result per round.
  */
 export async function interleave(
   ctx,
   moduleUrl,
-  { subjects, cases, options, rounds, warmupMs, durationMs, label },
+  {
+    subjects,
+    cases,
+    options,
+    rounds,
+    warmupMs,
+    durationMs,
+    settleMs = Math.max(20, Math.round(durationMs / 4)),
+    label,
+  },
 ) {
   const workers = {};
   const out = {};
@@ -89,10 +99,16 @@ export async function interleave(
     for (const subject of live) {
       for (const c of cases) await workers[subject].call({ ...c, durationMs: warmupMs, warmup: true });
     }
+    // Each timed run follows an untimed one of the same case (`settleMs`): a process that sat idle
+    // while the others ran needs a moment under load to come back to its steady state (measured for
+    // the memory stores: ~1 s, and the more a subject allocates per call, the more it loses).
     for (let round = 0; round < rounds; round++) {
       for (let i = 0; i < live.length; i++) {
         const subject = live[(i + round) % live.length];
-        for (const c of cases) out[subject][c.id].push(await workers[subject].call({ ...c, durationMs }));
+        for (const c of cases) {
+          await workers[subject].call({ ...c, durationMs: settleMs, warmup: true });
+          out[subject][c.id].push(await workers[subject].call({ ...c, durationMs }));
+        }
       }
       ctx.log(`  round ${round + 1}/${rounds} done`);
     }

@@ -65,8 +65,8 @@ export function round(state, { id, durationMs }) {
 
 export default async function run(ctx) {
   const timing = ctx.quick
-    ? { durationMs: 150, rounds: 3, warmupMs: 150 }
-    : { durationMs: 1000, rounds: 5, warmupMs: 1000 };
+    ? { durationMs: 150, rounds: 3, warmupMs: 150, settleMs: 150 }
+    : { durationMs: 1000, rounds: 5, warmupMs: 1000, settleMs: 1000 };
   const names = [...ALGORITHMS, STORE_ONLY, ERL, RLF];
   const raw = await interleave(ctx, import.meta.url, { subjects: names, cases: CASES, ...timing, label });
   const erl = raw[ERL];
@@ -144,7 +144,8 @@ export default async function run(ctx) {
         rows,
         notes: [
           `Each subject in its own process; ${timing.rounds} rounds of ${timing.durationMs} ms per case after a warm-up, ` +
-            'subjects interleaved within each round; medians. The floodgate rows go through `Limiter.consume` ' +
+            `subjects interleaved within each round, each timed run right after an untimed ${timing.settleMs} ms of the same case ` +
+            '(a process idle while the others ran needs about a second under load to return to its steady state); medians. The floodgate rows go through `Limiter.consume` ' +
             '(the call adapters make, Decision included); "store only" calls `MemoryStore.consume` directly. Default ' +
             'algorithm: sliding-window; limits are a billion per hour so every call is admitted (sliding-log: 100/s, ' +
             'so it mostly denies). vs ERL / vs RLF: median of per-round ratios of 1-key ops/s to express-rate-limit ' +

@@ -210,7 +210,7 @@ export default async function run(ctx) {
         notes: [
           `Against ${ctx.redis.own ? 'a redis-server started by the bench on a free port' : ctx.redis.url}, ` +
             'one client process per subject, keys cycling through 100,000 distinct keys. ' +
-            `${timing.rounds} rounds of ${timing.durationMs} ms per level after a warm-up, subjects interleaved within each round; medians. ` +
+            `${timing.rounds} rounds of ${timing.durationMs} ms per level after a warm-up, subjects interleaved within each round (each timed run after an untimed quarter of its length); medians. ` +
             'Ratios in the targets are medians of per-round ratios. Commands per check = INFO commandstats calls during the timed rounds / checks (commands a script ' +
             'runs count too: INCR inside EVALSHA is 2). "1 in flight µs/check" is the round-trip latency of one check.',
         ],

@@ -84,7 +84,7 @@ const REDIRECT_RETRY_MS = 100;
 interface Commands {
   status: string;
   options: { enableOfflineQueue?: boolean };
-  /** [sha, numkeys, ...keys, ...args] (ioredis flattens one level of arrays). */
+  /** sha (or function name), numkeys, ...keys, ...args: spread, as ioredis flattens an array argument again per call. */
   evalsha(...args: string[]): Promise<unknown>;
   fcall(...args: string[]): Promise<unknown>;
   call(command: string, ...args: string[]): Promise<unknown>;
@@ -418,7 +418,7 @@ export class RedisStore implements Store {
     // loop turn, while checks made together (Promise.all) still share the call. Busy: setImmediate,
     // so the checks from every socket read in this loop turn join the next batch.
     // A resolved promise's then() rather than queueMicrotask(): Node's queueMicrotask makes an
-    // AsyncResource and a bound function per call, a tenth of a lone check's client work.
+    // AsyncResource and a bound function per call, on the path of every lone check.
     if (this.inFlight === 0) void RESOLVED.then(this.flushNow);
     else setImmediate(this.flushNow);
   }

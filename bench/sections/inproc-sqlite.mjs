@@ -214,7 +214,7 @@ export default async function run(ctx) {
           rows,
           notes: [
             "File on local disk in a fresh temp directory per run; WAL, synchronous=NORMAL for both (floodgate's default; " +
-              'the peer set the same so both promise the same durability). Keys cycle through 100,000 distinct keys, each checked once before the timed rounds (so every key has its row: the steady state, not first inserts). ' +
+              'the peer set the same so both promise the same durability). Keys cycle through 100,000 distinct keys, each checked once before the timed rounds (so every key has its row: the steady state, not first inserts); subjects interleaved within each round, each timed run after an untimed quarter of its length. ' +
               `The last column runs ${PROCESSES} processes on one shared file at once (default algorithm for floodgate), ` +
               'after every process warmed up; 3 rounds of 2 s, each timing one process alone then all together; medians, ' +
               'and the target takes the median of the per-round ratios. On a 2-core machine 4 processes compete for 2 cores, ' +

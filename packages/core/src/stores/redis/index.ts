@@ -515,7 +515,7 @@ export class RedisStore implements Store {
       }
       lastPolicies = policies;
       lastIndex = index;
-      const run = runText(c + 1 - runStart, index, check.op);
+      const run = `${c + 1 - runStart},${index},${check.op}`;
       if (at < args.length) {
         args[at] = run;
         args[at + 1] = check.now;
@@ -755,11 +755,6 @@ export class RedisStore implements Store {
   private assertOpen(): void {
     if (this.closed) throw closedError();
   }
-}
-
-/** "count,set,op": a lone check's run, "1,1,1", is the same text every time. */
-function runText(count: number, set: number, op: string): string {
-  return count === 1 && set === 1 && op === '1' ? '1,1,1' : `${count},${set},${op}`;
 }
 
 const setArgumentCache = new WeakMap<readonly Policy[], string>();

@@ -79,6 +79,22 @@ const DEFAULT_SWEEP_INTERVAL_MS = 10_000;
 const DEFAULT_ROW_CACHE_SIZE = 100_000;
 /** Most calls in one transaction: bounds how long one group holds the write lock. */
 const MAX_GROUP = 1024;
+/**
+ * After a group commits, the store waits this many microtask hops for the callers it answered to
+ * make their next calls, and commits those at once instead of at the next turn of the event loop: a
+ * caller checking one key after another would otherwise pay a loop turn per check (~3.5 µs here, a
+ * tenth of a lone check). Measured: a caller awaiting the store calls again 1 hop after the commit,
+ * one awaiting a Limiter's Decision 2; 8 leaves room for a few async functions in between. Calls
+ * that arrive from I/O, as HTTP requests do, are in no such chain and still gather in the turn's group.
+ */
+const LOOK_HOPS = 8;
+/**
+ * Longest stretch of groups committed from microtasks before the store lets the event loop turn, so
+ * that I/O and timers still run when callers keep it busy.
+ */
+const LOOK_BUDGET_MS = 1;
+/** Settled once: `RESOLVED.then(f)` runs f as a plain microtask (Node's queueMicrotask makes an AsyncResource per call). */
+const RESOLVED = Promise.resolve();
 /** Expired rows deleted per sweep transaction; the sweep yields to requests between batches. */
 const SWEEP_BATCH = 500;
 /** Rows read per page by entries(). */
@@ -147,7 +163,12 @@ export class SqliteStore implements Store {
   /** SQLite's busy handler is off (busy_timeout 0) and the store retries a busy lock itself. */
   private ownBusyWait = false;
   private pending: Pending[] = [];
+  /** A flush waits for the event loop's turn (setImmediate). */
   private scheduled = false;
+  /** Microtask hops left before the look for calls made by the callers just answered (see LOOK_HOPS). */
+  private hopsLeft = 0;
+  /** When the current stretch of groups committed from microtasks began (0: none). */
+  private lookingSince = 0;
   private sweeping = false;
   private lastSweepError: string | undefined;
   private readonly sweepTimer: NodeJS.Timeout | undefined;
@@ -575,23 +596,32 @@ export class SqliteStore implements Store {
     }
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ run, resolve: resolve as (value: never) => void, reject });
-      if (!this.scheduled) {
+      if (!this.scheduled && this.hopsLeft === 0) {
         this.scheduled = true;
-        setImmediate(this.flush);
+        setImmediate(this.flushOnTurn);
       }
     });
   }
 
+  /** The event loop's turn: commit what gathered since, and start a new stretch (see LOOK_BUDGET_MS). */
+  private readonly flushOnTurn = (): void => {
+    this.scheduled = false;
+    this.lookingSince = 0;
+    this.flush();
+  };
+
   /** Run up to MAX_GROUP queued calls in one BEGIN IMMEDIATE transaction, then settle them. */
-  private readonly flush = (): void => {
+  private flush(): void {
     let group: Pending[];
     if (this.pending.length <= MAX_GROUP) {
       group = this.pending;
       this.pending = [];
-      this.scheduled = false;
     } else {
       group = this.pending.splice(0, MAX_GROUP);
-      setImmediate(this.flush);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(this.flushOnTurn);
+      }
     }
     if (group.length === 0) return;
     const results: unknown[] = new Array(group.length);
@@ -606,10 +636,34 @@ export class SqliteStore implements Store {
       // The transaction rolled back: none of the group's checks happened, and each caller hears so.
       const failure = storeFailed(this.path, 'check', error);
       for (const call of group) call.reject(failure);
+      this.lookAgain();
       return;
     }
     this.written = true;
     for (let i = 0; i < group.length; i++) group[i].resolve(results[i] as never);
+    this.lookAgain();
+  }
+
+  /** Wait LOOK_HOPS microtasks for the next calls of the callers just settled (see LOOK_HOPS). */
+  private lookAgain(): void {
+    if (this.scheduled || this.hopsLeft > 0 || this.closed) return;
+    this.hopsLeft = LOOK_HOPS;
+    void RESOLVED.then(this.hop);
+  }
+
+  private readonly hop = (): void => {
+    if (--this.hopsLeft > 0) {
+      void RESOLVED.then(this.hop);
+      return;
+    }
+    if (this.pending.length === 0 || this.closed) return;
+    const now = performance.now();
+    if (this.lookingSince === 0) this.lookingSince = now;
+    if (now - this.lookingSince < LOOK_BUDGET_MS) this.flush();
+    else {
+      this.scheduled = true;
+      setImmediate(this.flushOnTurn);
+    }
   };
 
   private consumeNow(key: string, policies: readonly Policy[], cost: number): PolicyDecision[] {

@@ -303,7 +303,7 @@ describe('SqliteStore: requests', () => {
     await store.close();
   });
 
-  it('a caller checking in a loop gets no loop turn per check, yet timers and I/O still get theirs', async () => {
+  it('a caller checking in a loop gets no loop turn per check, yet a timer still runs among them', async () => {
     const store = new SqliteStore({ path: file() });
     const limiter = new Limiter({ limit: 1000, window: '1h', prefix: 'loop:', store });
     const checks = 300;

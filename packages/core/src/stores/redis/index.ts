@@ -7,6 +7,7 @@
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { ALGORITHMS } from '../../algorithms/index.js';
 import { assertKnownOptions, FloodgateError, show } from '../../errors.js';
+import { microtask } from '../../microtask.js';
 import { DeadlineWatch } from '../../resilience/deadline.js';
 import type { Clock, Policy, PolicyDecision, Store, StoreEntry, StoreHealth } from '../../types.js';
 import { invalidUri, redact, splitUri } from '../../uri.js';
@@ -72,8 +73,6 @@ const SPLIT_ABOVE = 8;
 /** Real-time floor of a key's TTL when the store is driven by a caller's clock. */
 const CLOCK_TTL_FLOOR_MS = 60_000;
 const SCAN_COUNT = 1000;
-/** Settled once: `RESOLVED.then(f)` runs f as a plain microtask (see schedule()). */
-const RESOLVED = Promise.resolve();
 /** After a FUNCTION LOAD failed (Redis unreachable), how long checks go by EVALSHA before it is tried again. */
 const FUNCTION_RETRY_MS = 5000;
 /** A Cluster call that ioredis gave up on after redirections (a slot moving) is sent again this often, this long apart. */
@@ -417,9 +416,7 @@ export class RedisStore implements Store {
     // Idle (nothing in flight): send at the end of this task, so a lone check does not wait for the
     // loop turn, while checks made together (Promise.all) still share the call. Busy: setImmediate,
     // so the checks from every socket read in this loop turn join the next batch.
-    // A resolved promise's then() rather than queueMicrotask(): Node's queueMicrotask makes an
-    // AsyncResource and a bound function per call, on the path of every lone check.
-    if (this.inFlight === 0) void RESOLVED.then(this.flushNow);
+    if (this.inFlight === 0) microtask(this.flushNow);
     else setImmediate(this.flushNow);
   }
 

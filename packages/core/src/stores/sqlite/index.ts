@@ -17,6 +17,7 @@
  */
 import { assertKnownOptions, FloodgateError, show } from '../../errors.js';
 import { evaluate, peekPolicy } from '../../evaluate.js';
+import { microtask } from '../../microtask.js';
 import type {
   AlgorithmState,
   Clock,
@@ -93,8 +94,6 @@ const LOOK_HOPS = 8;
  * that I/O and timers still run when callers keep it busy.
  */
 const LOOK_BUDGET_MS = 1;
-/** Settled once: `RESOLVED.then(f)` runs f as a plain microtask (Node's queueMicrotask makes an AsyncResource per call). */
-const RESOLVED = Promise.resolve();
 /** Expired rows deleted per sweep transaction; the sweep yields to requests between batches. */
 const SWEEP_BATCH = 500;
 /** Rows read per page by entries(). */
@@ -648,12 +647,12 @@ export class SqliteStore implements Store {
   private lookAgain(): void {
     if (this.scheduled || this.hopsLeft > 0 || this.closed) return;
     this.hopsLeft = LOOK_HOPS;
-    void RESOLVED.then(this.hop);
+    microtask(this.hop);
   }
 
   private readonly hop = (): void => {
     if (--this.hopsLeft > 0) {
-      void RESOLVED.then(this.hop);
+      microtask(this.hop);
       return;
     }
     if (this.pending.length === 0 || this.closed) return;

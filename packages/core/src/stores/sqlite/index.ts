@@ -595,11 +595,16 @@ export class SqliteStore implements Store {
     }
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ run, resolve: resolve as (value: never) => void, reject });
-      if (!this.scheduled && this.hopsLeft === 0) {
-        this.scheduled = true;
-        setImmediate(this.flushOnTurn);
-      }
+      // While the store looks for the calls of callers just answered, the look flushes this one too.
+      if (this.hopsLeft === 0) this.flushOnNextTurn();
     });
+  }
+
+  /** Have what is queued committed at the next turn of the event loop (once, however often asked). */
+  private flushOnNextTurn(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.flushOnTurn);
   }
 
   /** The event loop's turn: commit what gathered since, and start a new stretch (see LOOK_BUDGET_MS). */
@@ -617,10 +622,7 @@ export class SqliteStore implements Store {
       this.pending = [];
     } else {
       group = this.pending.splice(0, MAX_GROUP);
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(this.flushOnTurn);
-      }
+      this.flushOnNextTurn();
     }
     if (group.length === 0) return;
     const results: unknown[] = new Array(group.length);
@@ -659,10 +661,7 @@ export class SqliteStore implements Store {
     const now = performance.now();
     if (this.lookingSince === 0) this.lookingSince = now;
     if (now - this.lookingSince < LOOK_BUDGET_MS) this.flush();
-    else {
-      this.scheduled = true;
-      setImmediate(this.flushOnTurn);
-    }
+    else this.flushOnNextTurn();
   };
 
   private consumeNow(key: string, policies: readonly Policy[], cost: number): PolicyDecision[] {

@@ -17,6 +17,8 @@ export {
   fixedWindow,
   gcra,
   leakyBucket,
+  type ReusableStepResult,
+  type ReusingAlgorithm,
   slidingLog,
   slidingWindow,
   tokenBucket,

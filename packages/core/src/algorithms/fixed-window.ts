@@ -6,8 +6,8 @@
  *
  * State: [windowStart, count].
  */
-import type { Algorithm, AlgorithmState, Policy, StepResult } from '../types.js';
-import { ceilMs, exactWait } from './shared.js';
+import type { AlgorithmState, Policy, StepResult } from '../types.js';
+import { ceilMs, exactWait, type ReusingAlgorithm, resultFor } from './shared.js';
 
 function current(state: AlgorithmState | undefined, now: number, windowMs: number): [number, number] {
   // A start in the future means the clock went back: restart the window at now so the key is never
@@ -20,41 +20,41 @@ function admits(state: AlgorithmState | undefined, now: number, policy: Policy, 
   return current(state, now, policy.windowMs)[1] + cost <= policy.limit;
 }
 
-export const fixedWindow: Algorithm = {
+export const fixedWindow: ReusingAlgorithm = {
   name: 'fixed-window',
   tag: 'fw',
-  step(state, now, policy, cost): StepResult {
+  step(state, now, policy, cost, into): StepResult {
     const rewound = state !== undefined && state[0] > now;
     const { limit, windowMs } = policy;
     const [start, count] = current(state, now, windowMs);
     const untilEnd = start + windowMs - now;
+    const out = resultFor(into, 2);
+    out.rewound = rewound;
     if (count + cost <= limit) {
       const used = Math.max(0, count + cost);
-      return {
-        state: [start, used],
-        allowed: true,
-        remaining: limit - used,
-        resetMs: used > 0 ? ceilMs(untilEnd) : 0,
-        retryAfterMs: 0,
-        ttlMs: Math.max(1, ceilMs(untilEnd)),
-        rewound,
-      };
+      out.state[0] = start;
+      out.state[1] = used;
+      out.allowed = true;
+      out.remaining = limit - used;
+      out.resetMs = used > 0 ? ceilMs(untilEnd) : 0;
+      out.retryAfterMs = 0;
+      out.ttlMs = Math.max(1, ceilMs(untilEnd));
+      return out;
     }
     const resetMs = ceilMs(untilEnd);
     // Waits are measured from the state as it stands now (clamped if the clock went back), which is
     // what a store keeps after this denial, so the promised retry holds.
     const standing = [start, count];
-    return {
-      state: standing,
-      allowed: false,
-      remaining: limit - count,
-      resetMs,
-      retryAfterMs:
-        cost > limit
-          ? Math.max(1, resetMs)
-          : exactWait(untilEnd, (wait) => admits(standing, now + wait, policy, cost)),
-      ttlMs: Math.max(1, resetMs),
-      rewound,
-    };
+    out.state[0] = start;
+    out.state[1] = count;
+    out.allowed = false;
+    out.remaining = limit - count;
+    out.resetMs = resetMs;
+    out.retryAfterMs =
+      cost > limit
+        ? Math.max(1, resetMs)
+        : exactWait(untilEnd, (wait) => admits(standing, now + wait, policy, cost));
+    out.ttlMs = Math.max(1, resetMs);
+    return out;
   },
 };

@@ -8,8 +8,8 @@
  * number of intervals, rather than one epoch-sized float, keeps it exact: adding a fraction of a
  * millisecond to 1.7e12 would round it away on every step, and the error would pile up at high rates.
  */
-import type { Algorithm, AlgorithmState, Policy, StepResult } from '../types.js';
-import { ceilMs, exactWait, floorUnits } from './shared.js';
+import type { AlgorithmState, Policy, StepResult } from '../types.js';
+import { ceilMs, exactWait, floorUnits, type ReusingAlgorithm, resultFor } from './shared.js';
 
 /** [anchor, units] as of `now`: a TAT in the past restarts at now with nothing outstanding. */
 function current(state: AlgorithmState | undefined, now: number, policy: Policy): [number, number] {
@@ -40,45 +40,45 @@ function admits(state: AlgorithmState | undefined, now: number, policy: Policy, 
   return scaledAhead(anchor, units, now, policy, cost) <= policy.burst * policy.windowMs;
 }
 
-export const gcra: Algorithm = {
+export const gcra: ReusingAlgorithm = {
   name: 'gcra',
   tag: 'gcra',
-  step(state, now, policy, cost): StepResult {
+  step(state, now, policy, cost, into): StepResult {
     const rewound = state !== undefined && state[0] > now;
     const { limit, windowMs, burst } = policy;
     const tolerance = burst * windowMs;
     const [anchor, units] = current(state, now, policy);
     const after = scaledAhead(anchor, units, now, policy, cost);
+    const out = resultFor(into, 2);
+    out.rewound = rewound;
     if (after <= tolerance) {
       // A refund that takes the TAT back past now leaves nothing outstanding.
       const kept = Math.max(0, after);
       const resetMs = ceilMs(kept / limit);
-      return {
-        state: kept > 0 ? [anchor, units + cost] : [now, 0],
-        allowed: true,
-        remaining: floorUnits((tolerance - kept) / windowMs),
-        resetMs,
-        retryAfterMs: 0,
-        ttlMs: Math.max(1, resetMs),
-        rewound,
-      };
+      out.state[0] = kept > 0 ? anchor : now;
+      out.state[1] = kept > 0 ? units + cost : 0;
+      out.allowed = true;
+      out.remaining = floorUnits((tolerance - kept) / windowMs);
+      out.resetMs = resetMs;
+      out.retryAfterMs = 0;
+      out.ttlMs = Math.max(1, resetMs);
+      return out;
     }
     const outstanding = scaledAhead(anchor, units, now, policy, 0);
     const resetMs = ceilMs(outstanding / limit);
     // Waits are measured from the state as it stands now (clamped if the clock went back), which is
     // what a store keeps after this denial, so the promised retry holds.
     const standing = [anchor, units];
-    return {
-      state: standing,
-      allowed: false,
-      remaining: floorUnits((tolerance - outstanding) / windowMs),
-      resetMs,
-      retryAfterMs:
-        cost > burst
-          ? Math.max(1, resetMs)
-          : exactWait((after - tolerance) / limit, (wait) => admits(standing, now + wait, policy, cost)),
-      ttlMs: Math.max(1, resetMs),
-      rewound,
-    };
+    out.state[0] = anchor;
+    out.state[1] = units;
+    out.allowed = false;
+    out.remaining = floorUnits((tolerance - outstanding) / windowMs);
+    out.resetMs = resetMs;
+    out.retryAfterMs =
+      cost > burst
+        ? Math.max(1, resetMs)
+        : exactWait((after - tolerance) / limit, (wait) => admits(standing, now + wait, policy, cost));
+    out.ttlMs = Math.max(1, resetMs);
+    return out;
   },
 };

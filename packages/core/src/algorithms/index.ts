@@ -1,4 +1,8 @@
 import type { Algorithm, AlgorithmName } from '../types.js';
+import type { ReusingAlgorithm } from './shared.js';
+
+export type { ReusableStepResult, ReusingAlgorithm } from './shared.js';
+
 import { fixedWindow } from './fixed-window.js';
 import { gcra } from './gcra.js';
 import { leakyBucket } from './leaky-bucket.js';
@@ -8,7 +12,8 @@ import { tokenBucket } from './token-bucket.js';
 
 export { fixedWindow, gcra, leakyBucket, slidingLog, slidingWindow, tokenBucket };
 
-export const ALGORITHMS: Readonly<Record<AlgorithmName, Algorithm>> = {
+/** Every algorithm by name; each step takes an optional result to reuse (see ReusingAlgorithm). */
+export const ALGORITHMS: Readonly<Record<AlgorithmName, ReusingAlgorithm>> = {
   'fixed-window': fixedWindow,
   'sliding-window': slidingWindow,
   'sliding-log': slidingLog,

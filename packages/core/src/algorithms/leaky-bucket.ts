@@ -6,8 +6,8 @@
  *
  * State: [level, updatedAt].
  */
-import type { Algorithm, AlgorithmState, Policy, StepResult } from '../types.js';
-import { ceilMs, exactWait, fits, floorUnits } from './shared.js';
+import type { AlgorithmState, Policy, StepResult } from '../types.js';
+import { ceilMs, exactWait, fits, floorUnits, type ReusingAlgorithm, resultFor } from './shared.js';
 
 function levelAt(state: AlgorithmState | undefined, now: number, policy: Policy): number {
   if (state === undefined) return 0;
@@ -20,45 +20,43 @@ function admits(state: AlgorithmState | undefined, now: number, policy: Policy, 
   return fits(levelAt(state, now, policy) + cost, policy.burst);
 }
 
-export const leakyBucket: Algorithm = {
+export const leakyBucket: ReusingAlgorithm = {
   name: 'leaky-bucket',
   tag: 'lb',
-  step(state, now, policy, cost): StepResult {
+  step(state, now, policy, cost, into): StepResult {
     const rewound = state !== undefined && state[1] > now;
     const { limit, windowMs, burst } = policy;
     const msPerUnit = windowMs / limit;
     const level = levelAt(state, now, policy);
+    const out = resultFor(into, 2);
+    out.rewound = rewound;
     if (fits(level + cost, burst)) {
       // Clamped both ways: a refund stops at empty; the slack in fits() may go a hair over the capacity.
       const filled = Math.min(burst, Math.max(0, level + cost));
       const resetMs = ceilMs(filled * msPerUnit);
-      return {
-        state: [filled, now],
-        allowed: true,
-        remaining: floorUnits(burst - filled),
-        resetMs,
-        retryAfterMs: 0,
-        ttlMs: Math.max(1, resetMs),
-        rewound,
-      };
+      out.state[0] = filled;
+      out.state[1] = now;
+      out.allowed = true;
+      out.remaining = floorUnits(burst - filled);
+      out.resetMs = resetMs;
+      out.retryAfterMs = 0;
+      out.ttlMs = Math.max(1, resetMs);
+      return out;
     }
     const resetMs = ceilMs(level * msPerUnit);
     // Waits are measured from the state as it stands now (clamped if the clock went back), which is
     // what a store keeps after this denial, so the promised retry holds.
     const standing = [level, now];
-    return {
-      state: standing,
-      allowed: false,
-      remaining: floorUnits(burst - level),
-      resetMs,
-      retryAfterMs:
-        cost > burst
-          ? Math.max(1, resetMs)
-          : exactWait((level + cost - burst) * msPerUnit, (wait) =>
-              admits(standing, now + wait, policy, cost),
-            ),
-      ttlMs: Math.max(1, resetMs),
-      rewound,
-    };
+    out.state[0] = level;
+    out.state[1] = now;
+    out.allowed = false;
+    out.remaining = floorUnits(burst - level);
+    out.resetMs = resetMs;
+    out.retryAfterMs =
+      cost > burst
+        ? Math.max(1, resetMs)
+        : exactWait((level + cost - burst) * msPerUnit, (wait) => admits(standing, now + wait, policy, cost));
+    out.ttlMs = Math.max(1, resetMs);
+    return out;
   },
 };

@@ -7,8 +7,8 @@
  *
  * State: [windowStart, previousCount, currentCount].
  */
-import type { Algorithm, AlgorithmState, Policy, StepResult } from '../types.js';
-import { ceilMs, exactWait, floorUnits } from './shared.js';
+import type { AlgorithmState, Policy, StepResult } from '../types.js';
+import { ceilMs, exactWait, floorUnits, type ReusingAlgorithm, resultFor } from './shared.js';
 
 /** How a stored state relates to the aligned window that holds `now`. */
 const FRESH = 0; // no state, or older than the previous window: both counts are 0
@@ -49,10 +49,10 @@ function untilEmpty(now: number, windowMs: number, start: number, previous: numb
   return 0;
 }
 
-export const slidingWindow: Algorithm = {
+export const slidingWindow: ReusingAlgorithm = {
   name: 'sliding-window',
   tag: 'sw',
-  step(state, now, policy, cost): StepResult {
+  step(state, now, policy, cost, into): StepResult {
     const { limit, windowMs } = policy;
     // current(), unrolled: this is the hot path of the default algorithm, and the tuple costs ~10 ns.
     const start = Math.floor(now / windowMs) * windowMs;
@@ -62,19 +62,21 @@ export const slidingWindow: Algorithm = {
       how === SAME ? (state as AlgorithmState)[1] : how === PREVIOUS ? (state as AlgorithmState)[2] : 0;
     const count = how === SAME ? (state as AlgorithmState)[2] : 0;
     const used = estimate(now, windowMs, start, previous, count);
+    const out = resultFor(into, 3);
+    out.rewound = rewound;
     if (used + cost <= limit) {
       // A negative cost is a refund: it comes off this window's count, never below zero.
       const counted = Math.max(0, count + cost);
       const resetMs = untilEmpty(now, windowMs, start, previous, counted);
-      return {
-        state: [start, previous, counted],
-        allowed: true,
-        remaining: floorUnits(limit - used - (counted - count)),
-        resetMs,
-        retryAfterMs: 0,
-        ttlMs: Math.max(1, resetMs),
-        rewound,
-      };
+      out.state[0] = start;
+      out.state[1] = previous;
+      out.state[2] = counted;
+      out.allowed = true;
+      out.remaining = floorUnits(limit - used - (counted - count));
+      out.resetMs = resetMs;
+      out.retryAfterMs = 0;
+      out.ttlMs = Math.max(1, resetMs);
+      return out;
     }
     const resetMs = untilEmpty(now, windowMs, start, previous, count);
     let guess: number;
@@ -88,17 +90,17 @@ export const slidingWindow: Algorithm = {
     // Waits are measured from the state as it stands now (clamped if the clock went back), which is
     // what a store keeps after this denial, so the promised retry holds.
     const standing = [start, previous, count];
-    return {
-      state: standing,
-      allowed: false,
-      remaining: floorUnits(limit - used),
-      resetMs,
-      retryAfterMs:
-        cost > limit
-          ? Math.max(1, resetMs)
-          : exactWait(guess, (wait) => admits(standing, now + wait, policy, cost)),
-      ttlMs: Math.max(1, resetMs),
-      rewound,
-    };
+    out.state[0] = start;
+    out.state[1] = previous;
+    out.state[2] = count;
+    out.allowed = false;
+    out.remaining = floorUnits(limit - used);
+    out.resetMs = resetMs;
+    out.retryAfterMs =
+      cost > limit
+        ? Math.max(1, resetMs)
+        : exactWait(guess, (wait) => admits(standing, now + wait, policy, cost));
+    out.ttlMs = Math.max(1, resetMs);
+    return out;
   },
 };

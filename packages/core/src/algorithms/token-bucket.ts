@@ -5,8 +5,8 @@
  *
  * State: [tokens, updatedAt].
  */
-import type { Algorithm, AlgorithmState, Policy, StepResult } from '../types.js';
-import { ceilMs, exactWait, fits, floorUnits } from './shared.js';
+import type { AlgorithmState, Policy, StepResult } from '../types.js';
+import { ceilMs, exactWait, fits, floorUnits, type ReusingAlgorithm, resultFor } from './shared.js';
 
 function tokensAt(state: AlgorithmState | undefined, now: number, policy: Policy): number {
   if (state === undefined) return policy.burst;
@@ -19,43 +19,43 @@ function admits(state: AlgorithmState | undefined, now: number, policy: Policy, 
   return fits(cost, tokensAt(state, now, policy));
 }
 
-export const tokenBucket: Algorithm = {
+export const tokenBucket: ReusingAlgorithm = {
   name: 'token-bucket',
   tag: 'tb',
-  step(state, now, policy, cost): StepResult {
+  step(state, now, policy, cost, into): StepResult {
     const rewound = state !== undefined && state[1] > now;
     const { limit, windowMs, burst } = policy;
     const msPerToken = windowMs / limit;
     const tokens = tokensAt(state, now, policy);
+    const out = resultFor(into, 2);
+    out.rewound = rewound;
     if (fits(cost, tokens)) {
       // Clamped both ways: the slack in fits() may take a hair below zero; a refund stops at the capacity.
       const left = Math.min(burst, Math.max(0, tokens - cost));
       const resetMs = ceilMs((burst - left) * msPerToken);
-      return {
-        state: [left, now],
-        allowed: true,
-        remaining: floorUnits(left),
-        resetMs,
-        retryAfterMs: 0,
-        ttlMs: Math.max(1, resetMs),
-        rewound,
-      };
+      out.state[0] = left;
+      out.state[1] = now;
+      out.allowed = true;
+      out.remaining = floorUnits(left);
+      out.resetMs = resetMs;
+      out.retryAfterMs = 0;
+      out.ttlMs = Math.max(1, resetMs);
+      return out;
     }
     const resetMs = ceilMs((burst - tokens) * msPerToken);
     // Waits are measured from the state as it stands now (clamped if the clock went back), which is
     // what a store keeps after this denial, so the promised retry holds.
     const standing = [tokens, now];
-    return {
-      state: standing,
-      allowed: false,
-      remaining: floorUnits(tokens),
-      resetMs,
-      retryAfterMs:
-        cost > burst
-          ? Math.max(1, resetMs)
-          : exactWait((cost - tokens) * msPerToken, (wait) => admits(standing, now + wait, policy, cost)),
-      ttlMs: Math.max(1, resetMs),
-      rewound,
-    };
+    out.state[0] = tokens;
+    out.state[1] = now;
+    out.allowed = false;
+    out.remaining = floorUnits(tokens);
+    out.resetMs = resetMs;
+    out.retryAfterMs =
+      cost > burst
+        ? Math.max(1, resetMs)
+        : exactWait((cost - tokens) * msPerToken, (wait) => admits(standing, now + wait, policy, cost));
+    out.ttlMs = Math.max(1, resetMs);
+    return out;
   },
 };

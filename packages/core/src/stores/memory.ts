@@ -6,13 +6,13 @@
  * evicted (and counted). No timer per key: expired keys are reclaimed from the LRU tail as new keys
  * arrive, and by one unref'd sweep that walks a slice of the slots at a time.
  */
-import { ALGORITHMS } from '../algorithms/index.js';
+import { ALGORITHMS, type ReusableStepResult, type ReusingAlgorithm } from '../algorithms/index.js';
 import { coarseMonotonicClock } from '../clock.js';
 import { toDecision } from '../decision.js';
 import { assertKnownOptions, FloodgateError, show } from '../errors.js';
 import { evaluate, peekPolicy, toPolicyDecision } from '../evaluate.js';
 import type {
-  Algorithm,
+  AlgorithmName,
   AlgorithmState,
   Clock,
   Decision,
@@ -76,11 +76,17 @@ export class MemoryStore implements Store {
   private head = NONE;
   private tail = NONE;
   private sweepCursor = 0;
-  /** The one-policy path's cache of the last policy's bucket and algorithm, and its scratch state. */
+  /**
+   * The one-policy path's cache of the last policy's bucket and algorithm, its scratch state, and
+   * the result its algorithm's step overwrites on every call (undefined for the sliding log).
+   */
   private lastPolicy: Policy | undefined;
   private lastBucket: Bucket | undefined;
-  private lastAlgorithm: Algorithm | undefined;
+  private lastAlgorithm: ReusingAlgorithm | undefined;
+  private lastResult: ReusableStepResult | undefined;
   private readonly scratch = [0, 0, 0];
+  /** One reusable step result per algorithm: the states differ in size (see ReusingAlgorithm). */
+  private readonly results: Partial<Record<AlgorithmName, ReusableStepResult>> = {};
   /**
    * The key, bucket and slot the one-policy path used last: a burst from one client skips the index.
    * `hotKey` is cleared when that slot is released.
@@ -188,7 +194,7 @@ export class MemoryStore implements Store {
       scratch[2] = cells[base + 2];
       state = scratch;
     }
-    const step = (this.lastAlgorithm as Algorithm).step(state, now, policy, cost);
+    const step = (this.lastAlgorithm as ReusingAlgorithm).step(state, now, policy, cost, this.lastResult);
     if (!step.allowed) {
       if (slot !== NONE) this.denied(bucket, key, slot, policy, step, now);
     } else if (slot === NONE) {
@@ -253,8 +259,18 @@ export class MemoryStore implements Store {
 
   /** Remember the bucket and algorithm of the policy seen last: a limiter passes the same one every call. */
   private bind(policy: Policy): void {
+    const name = policy.algorithm;
+    const algorithm = ALGORITHMS[name];
     this.lastBucket = this.bucket(policy.bucket);
-    this.lastAlgorithm = ALGORITHMS[policy.algorithm];
+    this.lastAlgorithm = algorithm;
+    // A result of the algorithm's own making (a step on no state), overwritten by every later call.
+    // consumeOne copies out what it keeps (the state into the cells, the figures into the decision)
+    // before the next call. A sliding log's state is kept by reference and ignores it.
+    if (name === 'sliding-log') this.lastResult = undefined;
+    else {
+      this.results[name] ??= algorithm.step(undefined, 0, policy, 0) as ReusableStepResult;
+      this.lastResult = this.results[name];
+    }
     this.lastPolicy = policy;
   }
 

@@ -19,6 +19,7 @@ import {
   createStore,
   type Decision,
   FloodgateError,
+  type HeaderTarget,
   type Limiter,
   MemoryStore,
   type RateLimitOptions,
@@ -245,7 +246,7 @@ function limitHook(plan: Plan) {
   ): void {
     let now: CheckResult | Promise<CheckResult>;
     try {
-      now = plan.begin(request, request.ip, reply.raw);
+      now = plan.begin(request, request.ip, new ReplyHeaders(reply));
     } catch (error) {
       // A key or cost function that threw, or returned something invalid.
       done(error instanceof Error ? error : new Error(String(error)));
@@ -269,6 +270,19 @@ function limitHook(plan: Plan) {
       })
       .catch((error: unknown) => done(error instanceof Error ? error : new Error(String(error))));
   };
+}
+
+/**
+ * Where the RateLimit headers go: Fastify's own header list (`reply.header`), which Fastify hands to
+ * Node in one `writeHead` call. Setting them on `reply.raw` instead made Node keep a second header
+ * table and copy Fastify's headers into it one by one: measured here, ~1 µs of CPU per request, most
+ * of what the plugin added to a bare Fastify server.
+ */
+class ReplyHeaders implements HeaderTarget {
+  constructor(private readonly reply: FastifyReply) {}
+  setHeader(name: string, value: string): void {
+    this.reply.header(name, value);
+  }
 }
 
 /** A denial the user's onLimit answers. */

@@ -77,6 +77,28 @@ describe('plugin', () => {
     });
   });
 
+  it("sets its headers on the reply's own list: a handler reads them there, and a hijacked reply can copy them", async () => {
+    const app = make();
+    await app.register(floodgate, { limit: '5/min', name: 'reply-list', algorithm: 'fixed-window' });
+    app.get('/read', async (_request, reply) => ({
+      seen: reply.getHeader('ratelimit'),
+      onRaw: reply.raw.hasHeader('ratelimit'),
+    }));
+    app.get('/hijack', (_request, reply) => {
+      reply.hijack();
+      reply.raw.writeHead(200, { ...reply.getHeaders(), 'content-type': 'text/plain' });
+      reply.raw.end('raw');
+    });
+    const target = await serve(app);
+    const read = await request(target, '/read');
+    expect(JSON.parse(read.body)).toEqual({ seen: '"reply-list";r=4;t=60', onRaw: false });
+    expect(read.headers.ratelimit).toBe('"reply-list";r=4;t=60');
+    const raw = await request(target, '/hijack');
+    expect(raw.body).toBe('raw');
+    expect(raw.headers.ratelimit).toBe('"reply-list";r=3;t=60');
+    expect(raw.headers['ratelimit-policy']).toBe('"reply-list";q=5;w=60');
+  });
+
   it('route config overrides the plugin limit with a bucket of its own, and false opts out', async () => {
     const app = make();
     await app.register(floodgate, { limit: '10/min', name: name() });

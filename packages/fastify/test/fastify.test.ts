@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders } from 'node:http';
 import {
   ALGORITHM_NAMES,
   type LimitEvent,
@@ -86,7 +87,10 @@ describe('plugin', () => {
     }));
     app.get('/hijack', (_request, reply) => {
       reply.hijack();
-      reply.raw.writeHead(200, { ...reply.getHeaders(), 'content-type': 'text/plain' });
+      reply.raw.writeHead(200, {
+        ...(reply.getHeaders() as OutgoingHttpHeaders),
+        'content-type': 'text/plain',
+      });
       reply.raw.end('raw');
     });
     const target = await serve(app);

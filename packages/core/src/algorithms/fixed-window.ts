@@ -9,15 +9,27 @@
 import type { AlgorithmState, Policy, StepResult } from '../types.js';
 import { ceilMs, exactWait, type ReusingAlgorithm, resultFor } from './shared.js';
 
-function current(state: AlgorithmState | undefined, now: number, windowMs: number): [number, number] {
+/**
+ * [windowStart, count] as of `now`, written into `at`: one array for every call (a step reads it at
+ * once), as a new tuple per check was a measurable part of the step's cost.
+ */
+const at = [0, 0];
+
+function current(state: AlgorithmState | undefined, now: number, windowMs: number): void {
   // A start in the future means the clock went back: restart the window at now so the key is never
   // blocked for longer than one window.
-  if (state === undefined || now >= state[0] + windowMs) return [now, 0];
-  return [Math.min(state[0], now), state[1]];
+  if (state === undefined || now >= state[0] + windowMs) {
+    at[0] = now;
+    at[1] = 0;
+  } else {
+    at[0] = Math.min(state[0], now);
+    at[1] = state[1];
+  }
 }
 
 function admits(state: AlgorithmState | undefined, now: number, policy: Policy, cost: number): boolean {
-  return current(state, now, policy.windowMs)[1] + cost <= policy.limit;
+  current(state, now, policy.windowMs);
+  return at[1] + cost <= policy.limit;
 }
 
 export const fixedWindow: ReusingAlgorithm = {
@@ -26,7 +38,9 @@ export const fixedWindow: ReusingAlgorithm = {
   step(state, now, policy, cost, into): StepResult {
     const rewound = state !== undefined && state[0] > now;
     const { limit, windowMs } = policy;
-    const [start, count] = current(state, now, windowMs);
+    current(state, now, windowMs);
+    const start = at[0];
+    const count = at[1];
     const untilEnd = start + windowMs - now;
     const out = resultFor(into, 2);
     out.rewound = rewound;

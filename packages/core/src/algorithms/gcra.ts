@@ -11,19 +11,32 @@
 import type { AlgorithmState, Policy, StepResult } from '../types.js';
 import { ceilMs, exactWait, floorUnits, type ReusingAlgorithm, resultFor } from './shared.js';
 
-/** [anchor, units] as of `now`: a TAT in the past restarts at now with nothing outstanding. */
-function current(state: AlgorithmState | undefined, now: number, policy: Policy): [number, number] {
-  if (state === undefined) return [now, 0];
-  let anchor = state[0];
-  let units = state[1];
-  if (anchor > now) {
-    // The clock went back: restart from now, with no more outstanding than the burst, so no key
-    // is blocked longer than it takes to refill the burst.
-    anchor = now;
-    units = Math.min(units, policy.burst);
+/**
+ * [anchor, units] as of `now`, written into `at`: one array for every call (a step reads it at once),
+ * as a new tuple per check was a measurable part of the step's cost.
+ */
+const at = [0, 0];
+
+/** [anchor, units] as of `now` (into `at`): a TAT in the past restarts at now with nothing outstanding. */
+function current(state: AlgorithmState | undefined, now: number, policy: Policy): void {
+  let anchor = now;
+  let units = 0;
+  if (state !== undefined) {
+    anchor = state[0];
+    units = state[1];
+    if (anchor > now) {
+      // The clock went back: restart from now, with no more outstanding than the burst, so no key
+      // is blocked longer than it takes to refill the burst.
+      anchor = now;
+      units = Math.min(units, policy.burst);
+    }
+    if (anchor + (units * policy.windowMs) / policy.limit <= now) {
+      anchor = now;
+      units = 0;
+    }
   }
-  if (anchor + (units * policy.windowMs) / policy.limit <= now) return [now, 0];
-  return [anchor, units];
+  at[0] = anchor;
+  at[1] = units;
 }
 
 /**
@@ -36,8 +49,8 @@ function scaledAhead(anchor: number, units: number, now: number, policy: Policy,
 }
 
 function admits(state: AlgorithmState | undefined, now: number, policy: Policy, cost: number): boolean {
-  const [anchor, units] = current(state, now, policy);
-  return scaledAhead(anchor, units, now, policy, cost) <= policy.burst * policy.windowMs;
+  current(state, now, policy);
+  return scaledAhead(at[0], at[1], now, policy, cost) <= policy.burst * policy.windowMs;
 }
 
 export const gcra: ReusingAlgorithm = {
@@ -47,7 +60,9 @@ export const gcra: ReusingAlgorithm = {
     const rewound = state !== undefined && state[0] > now;
     const { limit, windowMs, burst } = policy;
     const tolerance = burst * windowMs;
-    const [anchor, units] = current(state, now, policy);
+    current(state, now, policy);
+    const anchor = at[0];
+    const units = at[1];
     const after = scaledAhead(anchor, units, now, policy, cost);
     const out = resultFor(into, 2);
     out.rewound = rewound;

@@ -1,15 +1,13 @@
 import type { Algorithm, AlgorithmName } from '../types.js';
-import type { ReusingAlgorithm } from './shared.js';
-
-export type { ReusableStepResult, ReusingAlgorithm } from './shared.js';
-
 import { fixedWindow } from './fixed-window.js';
 import { gcra } from './gcra.js';
 import { leakyBucket } from './leaky-bucket.js';
+import type { ReusingAlgorithm } from './shared.js';
 import { slidingLog } from './sliding-log.js';
 import { slidingWindow } from './sliding-window.js';
 import { tokenBucket } from './token-bucket.js';
 
+export type { ReusableStepResult, ReusingAlgorithm } from './shared.js';
 export { fixedWindow, gcra, leakyBucket, slidingLog, slidingWindow, tokenBucket };
 
 /** Every algorithm by name; each step takes an optional result to reuse (see ReusingAlgorithm). */

@@ -1,6 +1,7 @@
 /**
  * Arithmetic shared by the algorithms. Redis scripts mirror these helpers line for line
- * (stores/redis/lua/shared.lua), so a change here is a change there.
+ * (stores/redis/lua/shared.lua), so a change here is a change there. The reusable result below is
+ * TypeScript's alone: the Lua steps return their figures as values.
  */
 import type { Algorithm, AlgorithmState, Policy, StepResult } from '../types.js';
 
@@ -17,11 +18,12 @@ export interface ReusableStepResult {
 
 /**
  * An algorithm whose step can overwrite a result its caller passes in (`into`, from an earlier call
- * of the same algorithm) instead of allocating one: the memory store's hot path does, as a result and
- * its state array per check cost it about a tenth of its time on a 100k-key working set (the young
- * generation churns through the cache). Without `into` the step is pure; with it, the only effect is
- * on `into`, which the caller must copy out before the next call. Every algorithm with a fixed-size
- * state does this; the sliding log, whose state grows, ignores `into`.
+ * of the same algorithm) instead of allocating one: the memory store's hot path does, as the result
+ * and its state array are two of the few objects a check allocates (measured here: 3-5% of an
+ * awaited one-key Limiter.consume). Without `into` the step is pure; with it, the only effect is on
+ * `into`, which the caller must copy out before the next call, and `into.state` must not be the
+ * `state` passed in. Every algorithm with a fixed-size state does this; the sliding log, whose state
+ * grows, ignores `into`.
  */
 export interface ReusingAlgorithm extends Algorithm {
   step(

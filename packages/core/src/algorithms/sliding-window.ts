@@ -59,8 +59,8 @@ export const slidingWindow: ReusingAlgorithm = {
     // current(), unrolled: this is the hot path of the default algorithm, and the tuple costs ~10 ns.
     // A stored window that holds now is now's window: its start, a multiple of windowMs, without a
     // division. For times in whole µs it is exactly what the division gives; with finer fractions the
-    // two can differ only within a few tenths of a ns before a window's end, where the division
-    // rounds up to the next window and this keeps the one that holds now.
+    // two can differ only within ~0.2 µs before a window's end (at epoch-sized times), where the
+    // division rounds up to the next window and this keeps the one that holds now.
     const stored = state === undefined ? Number.NaN : state[0];
     const start = stored <= now && now < stored + windowMs ? stored : Math.floor(now / windowMs) * windowMs;
     const rewound = state !== undefined && state[0] > start;

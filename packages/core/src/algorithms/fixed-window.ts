@@ -7,7 +7,7 @@
  * State: [windowStart, count].
  */
 import type { AlgorithmState, Policy, StepResult } from '../types.js';
-import { ceilMs, exactWait, type ReusingAlgorithm, resultFor } from './shared.js';
+import { admitted, ceilMs, denied, type ReusingAlgorithm, resultFor } from './shared.js';
 
 /**
  * [windowStart, count] as of `now`, written into `at`: one array for every call (a step reads it at
@@ -48,12 +48,7 @@ export const fixedWindow: ReusingAlgorithm = {
       const used = Math.max(0, count + cost);
       out.state[0] = start;
       out.state[1] = used;
-      out.allowed = true;
-      out.remaining = limit - used;
-      out.resetMs = used > 0 ? ceilMs(untilEnd) : 0;
-      out.retryAfterMs = 0;
-      out.ttlMs = Math.max(1, ceilMs(untilEnd));
-      return out;
+      return admitted(out, limit - used, used > 0 ? ceilMs(untilEnd) : 0, Math.max(1, ceilMs(untilEnd)));
     }
     const resetMs = ceilMs(untilEnd);
     // Waits are measured from the state as it stands now (clamped if the clock went back), which is
@@ -61,14 +56,8 @@ export const fixedWindow: ReusingAlgorithm = {
     const standing = [start, count];
     out.state[0] = start;
     out.state[1] = count;
-    out.allowed = false;
-    out.remaining = limit - count;
-    out.resetMs = resetMs;
-    out.retryAfterMs =
-      cost > limit
-        ? Math.max(1, resetMs)
-        : exactWait(untilEnd, (wait) => admits(standing, now + wait, policy, cost));
-    out.ttlMs = Math.max(1, resetMs);
-    return out;
+    return denied(out, limit - count, resetMs, cost > limit, untilEnd, (wait) =>
+      admits(standing, now + wait, policy, cost),
+    );
   },
 };

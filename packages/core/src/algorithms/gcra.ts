@@ -9,7 +9,7 @@
  * millisecond to 1.7e12 would round it away on every step, and the error would pile up at high rates.
  */
 import type { AlgorithmState, Policy, StepResult } from '../types.js';
-import { ceilMs, exactWait, floorUnits, type ReusingAlgorithm, resultFor } from './shared.js';
+import { admitted, ceilMs, denied, floorUnits, type ReusingAlgorithm, resultFor } from './shared.js';
 
 /**
  * [anchor, units] as of `now`, written into `at`: one array for every call (a step reads it at once),
@@ -72,12 +72,7 @@ export const gcra: ReusingAlgorithm = {
       const resetMs = ceilMs(kept / limit);
       out.state[0] = kept > 0 ? anchor : now;
       out.state[1] = kept > 0 ? units + cost : 0;
-      out.allowed = true;
-      out.remaining = floorUnits((tolerance - kept) / windowMs);
-      out.resetMs = resetMs;
-      out.retryAfterMs = 0;
-      out.ttlMs = Math.max(1, resetMs);
-      return out;
+      return admitted(out, floorUnits((tolerance - kept) / windowMs), resetMs, Math.max(1, resetMs));
     }
     const outstanding = scaledAhead(anchor, units, now, policy, 0);
     const resetMs = ceilMs(outstanding / limit);
@@ -86,14 +81,13 @@ export const gcra: ReusingAlgorithm = {
     const standing = [anchor, units];
     out.state[0] = anchor;
     out.state[1] = units;
-    out.allowed = false;
-    out.remaining = floorUnits((tolerance - outstanding) / windowMs);
-    out.resetMs = resetMs;
-    out.retryAfterMs =
-      cost > burst
-        ? Math.max(1, resetMs)
-        : exactWait((after - tolerance) / limit, (wait) => admits(standing, now + wait, policy, cost));
-    out.ttlMs = Math.max(1, resetMs);
-    return out;
+    return denied(
+      out,
+      floorUnits((tolerance - outstanding) / windowMs),
+      resetMs,
+      cost > burst,
+      (after - tolerance) / limit,
+      (wait) => admits(standing, now + wait, policy, cost),
+    );
   },
 };

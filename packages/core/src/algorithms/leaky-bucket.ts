@@ -7,7 +7,7 @@
  * State: [level, updatedAt].
  */
 import type { AlgorithmState, Policy, StepResult } from '../types.js';
-import { ceilMs, exactWait, fits, floorUnits, type ReusingAlgorithm, resultFor } from './shared.js';
+import { admitted, ceilMs, denied, fits, floorUnits, type ReusingAlgorithm, resultFor } from './shared.js';
 
 function levelAt(state: AlgorithmState | undefined, now: number, policy: Policy): number {
   if (state === undefined) return 0;
@@ -36,12 +36,7 @@ export const leakyBucket: ReusingAlgorithm = {
       const resetMs = ceilMs(filled * msPerUnit);
       out.state[0] = filled;
       out.state[1] = now;
-      out.allowed = true;
-      out.remaining = floorUnits(burst - filled);
-      out.resetMs = resetMs;
-      out.retryAfterMs = 0;
-      out.ttlMs = Math.max(1, resetMs);
-      return out;
+      return admitted(out, floorUnits(burst - filled), resetMs, Math.max(1, resetMs));
     }
     const resetMs = ceilMs(level * msPerUnit);
     // Waits are measured from the state as it stands now (clamped if the clock went back), which is
@@ -49,14 +44,13 @@ export const leakyBucket: ReusingAlgorithm = {
     const standing = [level, now];
     out.state[0] = level;
     out.state[1] = now;
-    out.allowed = false;
-    out.remaining = floorUnits(burst - level);
-    out.resetMs = resetMs;
-    out.retryAfterMs =
-      cost > burst
-        ? Math.max(1, resetMs)
-        : exactWait((level + cost - burst) * msPerUnit, (wait) => admits(standing, now + wait, policy, cost));
-    out.ttlMs = Math.max(1, resetMs);
-    return out;
+    return denied(
+      out,
+      floorUnits(burst - level),
+      resetMs,
+      cost > burst,
+      (level + cost - burst) * msPerUnit,
+      (wait) => admits(standing, now + wait, policy, cost),
+    );
   },
 };

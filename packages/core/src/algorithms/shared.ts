@@ -49,6 +49,42 @@ export function resultFor(into: ReusableStepResult | undefined, size: 2 | 3): Re
   };
 }
 
+/** `out`, filled in as an admission (its state written by the step): nothing to wait for. */
+export function admitted(
+  out: ReusableStepResult,
+  remaining: number,
+  resetMs: number,
+  ttlMs: number,
+): StepResult {
+  out.allowed = true;
+  out.remaining = remaining;
+  out.resetMs = resetMs;
+  out.retryAfterMs = 0;
+  out.ttlMs = ttlMs;
+  return out;
+}
+
+/**
+ * `out`, filled in as a denial (its state written by the step, as it stands now). The wait is exact
+ * (exactWait, from the step's guess) unless the cost can never fit, when no wait helps: then it is
+ * the time until the state is empty, at least 1 ms.
+ */
+export function denied(
+  out: ReusableStepResult,
+  remaining: number,
+  resetMs: number,
+  neverFits: boolean,
+  guessMs: number,
+  admitsAfter: (waitMs: number) => boolean,
+): StepResult {
+  out.allowed = false;
+  out.remaining = remaining;
+  out.resetMs = resetMs;
+  out.retryAfterMs = neverFits ? Math.max(1, resetMs) : exactWait(guessMs, admitsAfter);
+  out.ttlMs = Math.max(1, resetMs);
+  return out;
+}
+
 /** Whole milliseconds, rounded up, never negative: used for resetMs. */
 export function ceilMs(ms: number): number {
   // max(): Math.ceil(-1e-10) is -0, which is not the 0 callers compare with.

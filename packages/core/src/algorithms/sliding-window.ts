@@ -8,7 +8,7 @@
  * State: [windowStart, previousCount, currentCount].
  */
 import type { AlgorithmState, Policy, StepResult } from '../types.js';
-import { ceilMs, exactWait, floorUnits, type ReusingAlgorithm, resultFor } from './shared.js';
+import { admitted, ceilMs, denied, floorUnits, type ReusingAlgorithm, resultFor } from './shared.js';
 
 /** How a stored state relates to the aligned window that holds `now`. */
 const FRESH = 0; // no state, or older than the previous window: both counts are 0
@@ -78,12 +78,7 @@ export const slidingWindow: ReusingAlgorithm = {
       out.state[0] = start;
       out.state[1] = previous;
       out.state[2] = counted;
-      out.allowed = true;
-      out.remaining = floorUnits(limit - used - (counted - count));
-      out.resetMs = resetMs;
-      out.retryAfterMs = 0;
-      out.ttlMs = Math.max(1, resetMs);
-      return out;
+      return admitted(out, floorUnits(limit - used - (counted - count)), resetMs, Math.max(1, resetMs));
     }
     const resetMs = untilEmpty(now, windowMs, start, previous, count);
     let guess: number;
@@ -100,14 +95,8 @@ export const slidingWindow: ReusingAlgorithm = {
     out.state[0] = start;
     out.state[1] = previous;
     out.state[2] = count;
-    out.allowed = false;
-    out.remaining = floorUnits(limit - used);
-    out.resetMs = resetMs;
-    out.retryAfterMs =
-      cost > limit
-        ? Math.max(1, resetMs)
-        : exactWait(guess, (wait) => admits(standing, now + wait, policy, cost));
-    out.ttlMs = Math.max(1, resetMs);
-    return out;
+    return denied(out, floorUnits(limit - used), resetMs, cost > limit, guess, (wait) =>
+      admits(standing, now + wait, policy, cost),
+    );
   },
 };

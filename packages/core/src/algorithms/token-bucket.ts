@@ -6,7 +6,7 @@
  * State: [tokens, updatedAt].
  */
 import type { AlgorithmState, Policy, StepResult } from '../types.js';
-import { ceilMs, exactWait, fits, floorUnits, type ReusingAlgorithm, resultFor } from './shared.js';
+import { admitted, ceilMs, denied, fits, floorUnits, type ReusingAlgorithm, resultFor } from './shared.js';
 
 function tokensAt(state: AlgorithmState | undefined, now: number, policy: Policy): number {
   if (state === undefined) return policy.burst;
@@ -35,12 +35,7 @@ export const tokenBucket: ReusingAlgorithm = {
       const resetMs = ceilMs((burst - left) * msPerToken);
       out.state[0] = left;
       out.state[1] = now;
-      out.allowed = true;
-      out.remaining = floorUnits(left);
-      out.resetMs = resetMs;
-      out.retryAfterMs = 0;
-      out.ttlMs = Math.max(1, resetMs);
-      return out;
+      return admitted(out, floorUnits(left), resetMs, Math.max(1, resetMs));
     }
     const resetMs = ceilMs((burst - tokens) * msPerToken);
     // Waits are measured from the state as it stands now (clamped if the clock went back), which is
@@ -48,14 +43,8 @@ export const tokenBucket: ReusingAlgorithm = {
     const standing = [tokens, now];
     out.state[0] = tokens;
     out.state[1] = now;
-    out.allowed = false;
-    out.remaining = floorUnits(tokens);
-    out.resetMs = resetMs;
-    out.retryAfterMs =
-      cost > burst
-        ? Math.max(1, resetMs)
-        : exactWait((cost - tokens) * msPerToken, (wait) => admits(standing, now + wait, policy, cost));
-    out.ttlMs = Math.max(1, resetMs);
-    return out;
+    return denied(out, floorUnits(tokens), resetMs, cost > burst, (cost - tokens) * msPerToken, (wait) =>
+      admits(standing, now + wait, policy, cost),
+    );
   },
 };

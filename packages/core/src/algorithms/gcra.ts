@@ -9,7 +9,15 @@
  * millisecond to 1.7e12 would round it away on every step, and the error would pile up at high rates.
  */
 import type { AlgorithmState, Policy, StepResult } from '../types.js';
-import { admitted, ceilMs, denied, floorUnits, type ReusingAlgorithm, resultFor } from './shared.js';
+import {
+  admitted,
+  ceilMs,
+  denied,
+  floorUnits,
+  type ReusableStepResult,
+  type ReusingAlgorithm,
+  resultFor,
+} from './shared.js';
 
 /**
  * [anchor, units] as of `now`, written into `at`: one array for every call (a step reads it at once),
@@ -74,20 +82,35 @@ export const gcra: ReusingAlgorithm = {
       out.state[1] = kept > 0 ? units + cost : 0;
       return admitted(out, floorUnits((tolerance - kept) / windowMs), resetMs, Math.max(1, resetMs));
     }
-    const outstanding = scaledAhead(anchor, units, now, policy, 0);
-    const resetMs = ceilMs(outstanding / limit);
-    // Waits are measured from the state as it stands now (clamped if the clock went back), which is
-    // what a store keeps after this denial, so the promised retry holds.
-    const standing = [anchor, units];
-    out.state[0] = anchor;
-    out.state[1] = units;
-    return denied(
-      out,
-      floorUnits((tolerance - outstanding) / windowMs),
-      resetMs,
-      cost > burst,
-      (after - tolerance) / limit,
-      (wait) => admits(standing, now + wait, policy, cost),
-    );
+    return deny(out, now, policy, cost, anchor, units, after);
   },
 };
+
+/** step()'s denial, apart so that step stays under V8's size limit for inlining (see sliding-window.ts). */
+function deny(
+  out: ReusableStepResult,
+  now: number,
+  policy: Policy,
+  cost: number,
+  anchor: number,
+  units: number,
+  after: number,
+): StepResult {
+  const { limit, windowMs, burst } = policy;
+  const tolerance = burst * windowMs;
+  const outstanding = scaledAhead(anchor, units, now, policy, 0);
+  const resetMs = ceilMs(outstanding / limit);
+  // Waits are measured from the state as it stands now (clamped if the clock went back), which is
+  // what a store keeps after this denial, so the promised retry holds.
+  const standing = [anchor, units];
+  out.state[0] = anchor;
+  out.state[1] = units;
+  return denied(
+    out,
+    floorUnits((tolerance - outstanding) / windowMs),
+    resetMs,
+    cost > burst,
+    (after - tolerance) / limit,
+    (wait) => admits(standing, now + wait, policy, cost),
+  );
+}

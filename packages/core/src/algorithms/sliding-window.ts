@@ -8,7 +8,15 @@
  * State: [windowStart, previousCount, currentCount].
  */
 import type { AlgorithmState, Policy, StepResult } from '../types.js';
-import { admitted, ceilMs, denied, floorUnits, type ReusingAlgorithm, resultFor } from './shared.js';
+import {
+  admitted,
+  ceilMs,
+  denied,
+  floorUnits,
+  type ReusableStepResult,
+  type ReusingAlgorithm,
+  resultFor,
+} from './shared.js';
 
 /** How a stored state relates to the aligned window that holds `now`. */
 const FRESH = 0; // no state, or older than the previous window: both counts are 0
@@ -80,23 +88,42 @@ export const slidingWindow: ReusingAlgorithm = {
       out.state[2] = counted;
       return admitted(out, floorUnits(limit - used - (counted - count)), resetMs, Math.max(1, resetMs));
     }
-    const resetMs = untilEmpty(now, windowMs, start, previous, count);
-    let guess: number;
-    if (count + cost <= limit) {
-      // The previous window's weight must fall until the cost fits beside this window's count.
-      guess = start + windowMs * (1 - (limit - count - cost) / previous) - now;
-    } else {
-      // This window's count must become the previous one and fade enough.
-      guess = start + windowMs + windowMs * (1 - (limit - cost) / count) - now;
-    }
-    // Waits are measured from the state as it stands now (clamped if the clock went back), which is
-    // what a store keeps after this denial, so the promised retry holds.
-    const standing = [start, previous, count];
-    out.state[0] = start;
-    out.state[1] = previous;
-    out.state[2] = count;
-    return denied(out, floorUnits(limit - used), resetMs, cost > limit, guess, (wait) =>
-      admits(standing, now + wait, policy, cost),
-    );
+    return deny(out, now, policy, cost, start, previous, count, used);
   },
 };
+
+/**
+ * step()'s denial, apart so that step stays under V8's size limit for inlining: inlined into the
+ * stores' hot paths, an admission skips a call (measured: the sliding window had been ~10 ns per
+ * check behind the fixed window, whose step was inlined).
+ */
+function deny(
+  out: ReusableStepResult,
+  now: number,
+  policy: Policy,
+  cost: number,
+  start: number,
+  previous: number,
+  count: number,
+  used: number,
+): StepResult {
+  const { limit, windowMs } = policy;
+  const resetMs = untilEmpty(now, windowMs, start, previous, count);
+  let guess: number;
+  if (count + cost <= limit) {
+    // The previous window's weight must fall until the cost fits beside this window's count.
+    guess = start + windowMs * (1 - (limit - count - cost) / previous) - now;
+  } else {
+    // This window's count must become the previous one and fade enough.
+    guess = start + windowMs + windowMs * (1 - (limit - cost) / count) - now;
+  }
+  // Waits are measured from the state as it stands now (clamped if the clock went back), which is
+  // what a store keeps after this denial, so the promised retry holds.
+  const standing = [start, previous, count];
+  out.state[0] = start;
+  out.state[1] = previous;
+  out.state[2] = count;
+  return denied(out, floorUnits(limit - used), resetMs, cost > limit, guess, (wait) =>
+    admits(standing, now + wait, policy, cost),
+  );
+}

@@ -33,9 +33,21 @@ function relation(state: AlgorithmState | undefined, start: number, windowMs: nu
   return FRESH;
 }
 
+/**
+ * The start of the aligned window that holds `now`. A stored window that holds now is that window:
+ * its start, a multiple of windowMs, without a division. For times in whole µs it is exactly what
+ * the division gives; with finer fractions the two can differ only within ~0.2 µs before a window's
+ * end (at epoch-sized times), where the division rounds up to the next window and this keeps the
+ * one that holds now.
+ */
+function windowStart(state: AlgorithmState | undefined, now: number, windowMs: number): number {
+  const stored = state === undefined ? Number.NaN : state[0];
+  return stored <= now && now < stored + windowMs ? stored : Math.floor(now / windowMs) * windowMs;
+}
+
 /** [windowStart, previous, current] as of `now`. */
 function current(state: AlgorithmState | undefined, now: number, windowMs: number): [number, number, number] {
-  const start = Math.floor(now / windowMs) * windowMs;
+  const start = windowStart(state, now, windowMs);
   const how = relation(state, start, windowMs);
   if (how === SAME) return [start, (state as AlgorithmState)[1], (state as AlgorithmState)[2]];
   if (how === PREVIOUS) return [start, (state as AlgorithmState)[2], 0];
@@ -65,12 +77,7 @@ export const slidingWindow: ReusingAlgorithm = {
   step(state, now, policy, cost, into): StepResult {
     const { limit, windowMs } = policy;
     // current(), unrolled: this is the hot path of the default algorithm, and the tuple costs ~10 ns.
-    // A stored window that holds now is now's window: its start, a multiple of windowMs, without a
-    // division. For times in whole µs it is exactly what the division gives; with finer fractions the
-    // two can differ only within ~0.2 µs before a window's end (at epoch-sized times), where the
-    // division rounds up to the next window and this keeps the one that holds now.
-    const stored = state === undefined ? Number.NaN : state[0];
-    const start = stored <= now && now < stored + windowMs ? stored : Math.floor(now / windowMs) * windowMs;
+    const start = windowStart(state, now, windowMs);
     const rewound = state !== undefined && state[0] > start;
     const how = relation(state, start, windowMs);
     const previous =

@@ -1,8 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parsePolicies } from '../src/rate.js';
-import { KeyTable, NONE, PAGE_SIZE } from '../src/stores/key-table.js';
+import { KeyTable } from '../src/stores/key-table.js';
 import { MemoryStore } from '../src/stores/memory.js';
+import { NONE, PAGE_SIZE, SlotPages } from '../src/stores/slots.js';
 
 /** Keys of every kind the table stores differently: inline (<= 24 Latin-1 chars) or as strings. */
 const keyArbitrary = fc.oneof(
@@ -35,8 +36,9 @@ describe('KeyTable', () => {
           { minLength: 1000, maxLength: 4000 },
         ),
         (ops) => {
-          const table = new KeyTable();
-          table.grow(4096);
+          const slots = new SlotPages();
+          slots.grow(4096);
+          const table = new KeyTable(slots);
           const model = new Map<string, number>();
           const free = Array.from({ length: 4096 }, (_, i) => 4095 - i);
           for (const { op, bucket, key } of ops) {
@@ -70,14 +72,15 @@ describe('KeyTable', () => {
   });
 
   it('holds 200,000 keys across pages, and finds each after a third are removed', () => {
-    const table = new KeyTable();
+    const slots = new SlotPages();
+    const table = new KeyTable(slots);
     let capacity = 1024;
-    table.grow(capacity);
+    slots.grow(capacity);
     const count = 200_000;
     for (let slot = 0; slot < count; slot++) {
       while (slot >= capacity) {
         capacity = capacity < PAGE_SIZE ? capacity * 2 : capacity + PAGE_SIZE;
-        table.grow(capacity);
+        slots.grow(capacity);
       }
       table.add(slot % 3, `key-${slot}`, slot);
     }

@@ -1,32 +1,32 @@
 /**
- * The memory store's index from (bucket, key) to slot, with the key text kept in typed arrays.
+ * The memory store's index from (bucket, key) to slot. The key's text is kept in the slot's record
+ * (slots.ts), not as a string.
  *
  * Why not a `Map<string, number>` per bucket: at a million keys a Map entry costs ~29 bytes, the key
  * string ~24 and the slot's reference to it 8 more, and a million strings that survive make V8's
  * young generation grow by ~30 bytes per key on top. Here a key of up to 24 Latin-1 characters (every
- * IPv4 key, every IPv6 key grouped by /56 or /64) is copied into a 32-byte record per slot and the
- * caller's string is left to die young; the index is an open-addressing hash table in Int32Arrays
- * (~17 bytes per key at a million). Longer keys, and keys with characters above U+00FF, are kept as
- * strings in a side Map: correct for any key, just not compact.
+ * IPv4 key, every IPv6 key grouped by /56 or /64) is copied into its slot's record and the caller's
+ * string is left to die young; the index is an open-addressing hash table in Int32Arrays (~17 bytes
+ * per key at a million). Longer keys, and keys with characters above U+00FF, are kept as strings in
+ * a side Map: correct for any key, just not compact.
  *
  * The index is split into 256 sub-tables chosen by the hash's top byte, each growing on its own: a
  * growth rehashes a few thousand entries, not all of them, and frees small arrays that malloc reuses
  * (freeing one big old array leaves RSS behind).
  */
+import {
+  BUCKET,
+  CHARS,
+  KEY_CHARS,
+  MARK,
+  NONE,
+  PAGE_BITS,
+  PAGE_MASK,
+  SLOT_BYTES,
+  SLOT_INTS,
+  type SlotPages,
+} from './slots.js';
 
-/** Slots per page: every per-slot column grows a page at a time and is never copied past the first. */
-export const PAGE_BITS = 16;
-export const PAGE_SIZE = 1 << PAGE_BITS;
-export const PAGE_MASK = PAGE_SIZE - 1;
-
-export const NONE = -1;
-
-/** Bytes per slot record: [0..3] bucket id (Int32), [4] length mark, [5..28] key characters. */
-const RECORD = 32;
-const RECORD_INTS = RECORD / 4;
-const MARK_AT = 4;
-const CHARS_AT = 5;
-const MAX_INLINE = 24;
 /** Length marks: FREE for an unused slot, length + 1 for an inline key, LONG for a key in `longKeys`. */
 const FREE = 0;
 const LONG = 255;
@@ -42,34 +42,14 @@ const SUB_INITIAL_ENTRIES = 16;
 const SEED = globalThis.crypto.getRandomValues(new Int32Array(1))[0];
 
 export class KeyTable {
-  private readonly bytePages: Uint8Array[] = [];
-  private readonly intPages: Int32Array[] = [];
   private readonly longKeys = new Map<number, string>();
   /** Per sub-table, entries of two Int32s: [slot + 1 (0 = empty), hash]. Linear probing. */
   private readonly subs: Int32Array[] = [];
   private readonly subCounts = new Int32Array(1 << SUB_BITS);
-  private capacity = 0;
 
-  constructor() {
+  /** `slots` holds the records whose key fields this table writes and compares. */
+  constructor(private readonly slots: SlotPages) {
     for (let i = 0; i < 1 << SUB_BITS; i++) this.subs.push(new Int32Array(SUB_INITIAL_ENTRIES * 2));
-  }
-
-  /**
-   * Make room for slots up to `capacity`, paged as the store pages its own columns: the first page
-   * is replaced by a larger copy until it holds PAGE_SIZE slots, then one page is added per call.
-   */
-  grow(capacity: number): void {
-    if (capacity <= PAGE_SIZE) {
-      const bytes = new Uint8Array(capacity * RECORD);
-      if (this.bytePages.length > 0) bytes.set(this.bytePages[0]);
-      this.bytePages[0] = bytes;
-      this.intPages[0] = new Int32Array(bytes.buffer);
-    } else {
-      const bytes = new Uint8Array((capacity - this.capacity) * RECORD);
-      this.bytePages.push(bytes);
-      this.intPages.push(new Int32Array(bytes.buffer));
-    }
-    this.capacity = capacity;
   }
 
   /** The slot holding `key` in bucket `bucketId`, or NONE. */
@@ -88,17 +68,17 @@ export class KeyTable {
   add(bucketId: number, key: string, slot: number): void {
     const page = slot >>> PAGE_BITS;
     const at = slot & PAGE_MASK;
-    const bytes = this.bytePages[page];
-    const base = at * RECORD;
-    this.intPages[page][at * RECORD_INTS] = bucketId;
+    const bytes = this.slots.bytes[page];
+    const base = at * SLOT_BYTES;
+    this.slots.ints[page][at * SLOT_INTS + BUCKET] = bucketId;
     const n = key.length;
-    let mark = n <= MAX_INLINE ? n + 1 : LONG;
+    let mark = n <= KEY_CHARS ? n + 1 : LONG;
     for (let i = 0; i < n && mark !== LONG; i++) {
       const c = key.charCodeAt(i);
       if (c > 0xff) mark = LONG;
-      else bytes[base + CHARS_AT + i] = c;
+      else bytes[base + CHARS + i] = c;
     }
-    bytes[base + MARK_AT] = mark;
+    bytes[base + MARK] = mark;
     if (mark === LONG) this.longKeys.set(slot, key);
     this.index(hashString(bucketId, key), slot);
   }
@@ -107,52 +87,52 @@ export class KeyTable {
   remove(slot: number): void {
     const page = slot >>> PAGE_BITS;
     const at = slot & PAGE_MASK;
-    const bytes = this.bytePages[page];
-    const base = at * RECORD;
-    const bucketId = this.intPages[page][at * RECORD_INTS];
-    const mark = bytes[base + MARK_AT];
+    const bytes = this.slots.bytes[page];
+    const base = at * SLOT_BYTES;
+    const bucketId = this.slots.ints[page][at * SLOT_INTS + BUCKET];
+    const mark = bytes[base + MARK];
     let hash: number;
     if (mark === LONG) {
       hash = hashString(bucketId, this.longKeys.get(slot) as string);
       this.longKeys.delete(slot);
     } else {
-      hash = hashBytes(bucketId, bytes, base + CHARS_AT, mark - 1);
+      hash = hashBytes(bucketId, bytes, base + CHARS, mark - 1);
     }
-    bytes[base + MARK_AT] = FREE;
+    bytes[base + MARK] = FREE;
     this.unindex(hash, slot);
   }
 
   inUse(slot: number): boolean {
-    return this.bytePages[slot >>> PAGE_BITS][(slot & PAGE_MASK) * RECORD + MARK_AT] !== FREE;
+    return this.slots.bytes[slot >>> PAGE_BITS][(slot & PAGE_MASK) * SLOT_BYTES + MARK] !== FREE;
   }
 
   bucketOf(slot: number): number {
-    return this.intPages[slot >>> PAGE_BITS][(slot & PAGE_MASK) * RECORD_INTS];
+    return this.slots.ints[slot >>> PAGE_BITS][(slot & PAGE_MASK) * SLOT_INTS + BUCKET];
   }
 
   /** The key text of `slot`, or undefined when the slot is free. */
   keyOf(slot: number): string | undefined {
-    const bytes = this.bytePages[slot >>> PAGE_BITS];
-    const base = (slot & PAGE_MASK) * RECORD;
-    const mark = bytes[base + MARK_AT];
+    const bytes = this.slots.bytes[slot >>> PAGE_BITS];
+    const base = (slot & PAGE_MASK) * SLOT_BYTES;
+    const mark = bytes[base + MARK];
     if (mark === FREE) return undefined;
     if (mark === LONG) return this.longKeys.get(slot);
     let key = '';
-    for (let i = 0; i < mark - 1; i++) key += String.fromCharCode(bytes[base + CHARS_AT + i]);
+    for (let i = 0; i < mark - 1; i++) key += String.fromCharCode(bytes[base + CHARS + i]);
     return key;
   }
 
   private holds(slot: number, bucketId: number, key: string): boolean {
     const page = slot >>> PAGE_BITS;
     const at = slot & PAGE_MASK;
-    if (this.intPages[page][at * RECORD_INTS] !== bucketId) return false;
-    const bytes = this.bytePages[page];
-    const base = at * RECORD;
-    const mark = bytes[base + MARK_AT];
+    if (this.slots.ints[page][at * SLOT_INTS + BUCKET] !== bucketId) return false;
+    const bytes = this.slots.bytes[page];
+    const base = at * SLOT_BYTES;
+    const mark = bytes[base + MARK];
     if (mark === LONG) return this.longKeys.get(slot) === key;
     const n = key.length;
     if (mark !== n + 1) return false;
-    for (let i = 0; i < n; i++) if (bytes[base + CHARS_AT + i] !== key.charCodeAt(i)) return false;
+    for (let i = 0; i < n; i++) if (bytes[base + CHARS + i] !== key.charCodeAt(i)) return false;
     return true;
   }
 

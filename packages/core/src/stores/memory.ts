@@ -1,7 +1,7 @@
 /**
  * In-process store. Exact under concurrency because every check runs synchronously on the one JS
- * thread. Compact: no object and no string per key. A key's text goes into a 32-byte record of the
- * key table (key-table.ts), its state and expiry into a typed-array cell, its LRU links into another:
+ * thread. Compact: no object and no string per key. A key's state, expiry, LRU links and text share
+ * one 72-byte record in a typed-array page (slots.ts), found through the key table (key-table.ts):
  * a million keys take about 90 MB of RSS. Bounded: at `maxKeys` the least recently used key is
  * evicted (and counted). No timer per key: expired keys are reclaimed from the LRU tail as new keys
  * arrive, and by one unref'd sweep that walks a slice of the slots at a time.
@@ -23,7 +23,19 @@ import type {
   StoreEntry,
   StoreHealth,
 } from '../types.js';
-import { KeyTable, NONE, PAGE_BITS, PAGE_MASK, PAGE_SIZE } from './key-table.js';
+import { KeyTable } from './key-table.js';
+import {
+  EXPIRY,
+  NEXT,
+  NONE,
+  PAGE_BITS,
+  PAGE_MASK,
+  PAGE_SIZE,
+  PREV,
+  SLOT_FLOATS,
+  SLOT_INTS,
+  SlotPages,
+} from './slots.js';
 
 export interface MemoryStoreOptions {
   /** Most keys held at once (all buckets together); the least recently used is evicted. @default 10_000_000 */
@@ -38,11 +50,6 @@ export interface MemoryStoreOptions {
 }
 
 const DEFAULT_MAX_KEYS = 10_000_000;
-/** Numbers per slot in the cell column: the widest fixed-size state (sliding window: 3), then the expiry. */
-const CELL = 4;
-const EXPIRY = 3;
-/** Numbers per slot in the link column: the LRU list's previous and next slot. */
-const LINK = 2;
 /** Slots reclaimed from the LRU tail per new key, and per sweep tick. */
 const RECLAIM_PER_INSERT = 2;
 const SWEEP_SLICE = 50_000;
@@ -62,16 +69,13 @@ export class MemoryStore implements Store {
   private readonly maxKeys: number;
   private readonly clock: Clock;
   private readonly buckets = new Map<string, Bucket>();
-  private readonly keys = new KeyTable();
+  /** One record per slot (slots.ts): state, expiry, LRU links, bucket and key text. */
+  private readonly slots = new SlotPages();
+  private readonly keys = new KeyTable(this.slots);
   private capacity = 0;
   private used = 0;
   private freeHead = NONE;
-  // Slot columns, as pages of PAGE_SIZE slots (slot s is at [s >>> PAGE_BITS][s & PAGE_MASK]):
-  // cells hold a slot's state and expiry side by side (one cache line per check), links its place in
-  // the LRU list (free slots are chained through `next`). Sliding-log states, unbounded in length,
-  // live in `logs` instead.
-  private readonly cellPages: Float64Array[] = [];
-  private readonly linkPages: Int32Array[] = [];
+  /** Sliding-log states, unbounded in length, live here instead of in their slot's record. */
   private readonly logs = new Map<number, number[]>();
   private head = NONE;
   private tail = NONE;
@@ -161,7 +165,7 @@ export class MemoryStore implements Store {
 
   /**
    * One policy: no all-or-nothing bookkeeping needed. The hot path of every memory limiter, so the
-   * page arithmetic is done once here and the cells are read in place (small helpers cost a call
+   * page arithmetic is done once here and the record is read in place (small helpers cost a call
    * each once the inlining budget is spent on the algorithm's step).
    */
   private consumeOne(key: string, policy: Policy, cost: number, now: number): PolicyDecision {
@@ -173,12 +177,12 @@ export class MemoryStore implements Store {
       slot = this.keys.find(bucket, key);
       if (slot !== NONE) this.remember(key, bucket, slot);
     }
-    let cells = this.cellPages[0];
+    let floats = this.slots.floats[0];
     let base = 0;
     if (slot !== NONE) {
-      cells = this.cellPages[slot >>> PAGE_BITS];
-      base = (slot & PAGE_MASK) * CELL;
-      if (cells[base + EXPIRY] <= now) {
+      floats = this.slots.floats[slot >>> PAGE_BITS];
+      base = (slot & PAGE_MASK) * SLOT_FLOATS;
+      if (floats[base + EXPIRY] <= now) {
         this.release(slot);
         slot = NONE;
       }
@@ -189,9 +193,9 @@ export class MemoryStore implements Store {
     else if (log) state = this.logs.get(slot) ?? [];
     else {
       const scratch = this.scratch;
-      scratch[0] = cells[base];
-      scratch[1] = cells[base + 1];
-      scratch[2] = cells[base + 2];
+      scratch[0] = floats[base];
+      scratch[1] = floats[base + 1];
+      scratch[2] = floats[base + 2];
       state = scratch;
     }
     const step = (this.lastAlgorithm as ReusingAlgorithm).step(state, now, policy, cost, this.lastResult);
@@ -203,9 +207,9 @@ export class MemoryStore implements Store {
       this.write(bucket, key, slot, policy, step.state, now, step.ttlMs);
     } else {
       if (this.head !== slot) this.touch(slot);
-      cells[base + EXPIRY] = now + step.ttlMs;
+      floats[base + EXPIRY] = now + step.ttlMs;
       const next = step.state;
-      for (let i = 0; i < next.length; i++) cells[base + i] = next[i];
+      for (let i = 0; i < next.length; i++) floats[base + i] = next[i];
     }
     return toPolicyDecision(policy, step);
   }
@@ -264,7 +268,7 @@ export class MemoryStore implements Store {
     this.lastBucket = this.bucket(policy.bucket);
     this.lastAlgorithm = algorithm;
     // A result of the algorithm's own making (a step on no state), overwritten by every later call.
-    // consumeOne copies out what it keeps (the state into the cells, the figures into the decision)
+    // consumeOne copies out what it keeps (the state into its record, the figures into the decision)
     // before the next call. A sliding log's state is kept by reference and ignores it.
     if (name === 'sliding-log') this.lastResult = undefined;
     else {
@@ -315,15 +319,15 @@ export class MemoryStore implements Store {
     const names = new Map([...this.buckets.values()].map((b) => [b.id, b.name]));
     for (let slot = 0; slot < this.capacity && matching.size > 0; slot++) {
       if (!this.keys.inUse(slot) || !matching.has(this.keys.bucketOf(slot))) continue;
-      const cells = this.cellPages[slot >>> PAGE_BITS];
-      const base = (slot & PAGE_MASK) * CELL;
-      const expiresAt = cells[base + EXPIRY];
+      const floats = this.slots.floats[slot >>> PAGE_BITS];
+      const base = (slot & PAGE_MASK) * SLOT_FLOATS;
+      const expiresAt = floats[base + EXPIRY];
       if (expiresAt <= now) continue;
       const log = this.logs.get(slot);
       yield {
         bucket: names.get(this.keys.bucketOf(slot)) as string,
         key: this.keys.keyOf(slot) as string,
-        state: log ? [...log] : Array.from(cells.subarray(base, base + EXPIRY)),
+        state: log ? [...log] : Array.from(floats.subarray(base, base + EXPIRY)),
         expiresAt: Date.now() + (expiresAt - now),
       };
     }
@@ -394,11 +398,11 @@ export class MemoryStore implements Store {
    */
   private read(slot: number, policy: Policy, into: number[]): AlgorithmState {
     if (policy.algorithm === 'sliding-log') return this.logs.get(slot) ?? [];
-    const base = (slot & PAGE_MASK) * CELL;
-    const cells = this.cellPages[slot >>> PAGE_BITS];
-    into[0] = cells[base];
-    into[1] = cells[base + 1];
-    into[2] = cells[base + 2];
+    const base = (slot & PAGE_MASK) * SLOT_FLOATS;
+    const floats = this.slots.floats[slot >>> PAGE_BITS];
+    into[0] = floats[base];
+    into[1] = floats[base + 1];
+    into[2] = floats[base + 2];
     return into;
   }
 
@@ -414,11 +418,11 @@ export class MemoryStore implements Store {
   ): number {
     if (slot === NONE) slot = this.insert(bucket, key, now);
     else this.touch(slot);
-    const cells = this.cellPages[slot >>> PAGE_BITS];
-    const base = (slot & PAGE_MASK) * CELL;
-    cells[base + EXPIRY] = now + ttlMs;
+    const floats = this.slots.floats[slot >>> PAGE_BITS];
+    const base = (slot & PAGE_MASK) * SLOT_FLOATS;
+    floats[base + EXPIRY] = now + ttlMs;
     if (policy.algorithm === 'sliding-log') this.logs.set(slot, state as number[]);
-    else for (let i = 0; i < state.length; i++) cells[base + i] = state[i];
+    else for (let i = 0; i < state.length; i++) floats[base + i] = state[i];
     return slot;
   }
 
@@ -450,10 +454,26 @@ export class MemoryStore implements Store {
     this.used--;
   }
 
+  /**
+   * Make `slot` (in use) the most recently used. Every check on a key other than the last one does
+   * this, so it is unlink() and linkAtHead() in one, each column page looked up once.
+   */
   private touch(slot: number): void {
-    if (this.head === slot) return;
-    this.unlink(slot);
-    this.linkAtHead(slot);
+    const head = this.head;
+    if (head === slot) return;
+    const pages = this.slots.ints;
+    const links = pages[slot >>> PAGE_BITS];
+    const at = (slot & PAGE_MASK) * SLOT_INTS;
+    const before = links[at + PREV];
+    const after = links[at + NEXT];
+    // Not the head, so there is a slot before it (and a head to link in front of).
+    pages[before >>> PAGE_BITS][(before & PAGE_MASK) * SLOT_INTS + NEXT] = after;
+    if (after !== NONE) pages[after >>> PAGE_BITS][(after & PAGE_MASK) * SLOT_INTS + PREV] = before;
+    else this.tail = before;
+    links[at + PREV] = NONE;
+    links[at + NEXT] = head;
+    pages[head >>> PAGE_BITS][(head & PAGE_MASK) * SLOT_INTS + PREV] = slot;
+    this.head = slot;
   }
 
   private linkAtHead(slot: number): void {
@@ -475,48 +495,36 @@ export class MemoryStore implements Store {
 
   /** When `slot` expires, in the clock's ms. */
   private expiry(slot: number): number {
-    return this.cellPages[slot >>> PAGE_BITS][(slot & PAGE_MASK) * CELL + EXPIRY];
+    return this.slots.floats[slot >>> PAGE_BITS][(slot & PAGE_MASK) * SLOT_FLOATS + EXPIRY];
   }
   private prevOf(slot: number): number {
-    return this.linkPages[slot >>> PAGE_BITS][(slot & PAGE_MASK) * LINK];
+    return this.slots.ints[slot >>> PAGE_BITS][(slot & PAGE_MASK) * SLOT_INTS + PREV];
   }
   private nextOf(slot: number): number {
-    return this.linkPages[slot >>> PAGE_BITS][(slot & PAGE_MASK) * LINK + 1];
+    return this.slots.ints[slot >>> PAGE_BITS][(slot & PAGE_MASK) * SLOT_INTS + NEXT];
   }
   private setPrev(slot: number, to: number): void {
-    this.linkPages[slot >>> PAGE_BITS][(slot & PAGE_MASK) * LINK] = to;
+    this.slots.ints[slot >>> PAGE_BITS][(slot & PAGE_MASK) * SLOT_INTS + PREV] = to;
   }
   private setNext(slot: number, to: number): void {
-    this.linkPages[slot >>> PAGE_BITS][(slot & PAGE_MASK) * LINK + 1] = to;
+    this.slots.ints[slot >>> PAGE_BITS][(slot & PAGE_MASK) * SLOT_INTS + NEXT] = to;
   }
 
   /**
-   * Add slots to the columns and thread them onto the free list: the first page doubles (from
-   * INITIAL_CAPACITY up to PAGE_SIZE), then one new page at a time, never beyond maxKeys.
+   * Add slots and thread them onto the free list: the first page doubles (from INITIAL_CAPACITY up
+   * to PAGE_SIZE), then one new page at a time, never beyond maxKeys.
    */
   private grow(): void {
     const old = this.capacity;
-    let capacity: number;
-    if (old < PAGE_SIZE) {
-      capacity = Math.min(this.maxKeys, PAGE_SIZE, Math.max(INITIAL_CAPACITY, old * 2));
-      this.cellPages[0] = extend(this.cellPages[0], new Float64Array(capacity * CELL));
-      this.linkPages[0] = extend(this.linkPages[0], new Int32Array(capacity * LINK));
-    } else {
-      const size = Math.min(this.maxKeys - old, PAGE_SIZE);
-      capacity = old + size;
-      this.cellPages.push(new Float64Array(size * CELL));
-      this.linkPages.push(new Int32Array(size * LINK));
-    }
-    this.keys.grow(capacity);
+    const capacity =
+      old < PAGE_SIZE
+        ? Math.min(this.maxKeys, PAGE_SIZE, Math.max(INITIAL_CAPACITY, old * 2))
+        : old + Math.min(this.maxKeys - old, PAGE_SIZE);
+    this.slots.grow(capacity);
     for (let slot = capacity - 1; slot >= old; slot--) {
       this.setNext(slot, this.freeHead);
       this.freeHead = slot;
     }
     this.capacity = capacity;
   }
-}
-
-function extend<T extends Float64Array | Int32Array>(from: T | undefined, to: T): T {
-  if (from !== undefined) to.set(from);
-  return to;
 }

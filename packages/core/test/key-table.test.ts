@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parsePolicies } from '../src/rate.js';
-import { KeyTable } from '../src/stores/key-table.js';
+import { entryOf, KeyTable, slotOf } from '../src/stores/key-table.js';
 import { MemoryStore } from '../src/stores/memory.js';
 import { NONE, PAGE_SIZE, SlotPages } from '../src/stores/slots.js';
 
@@ -69,6 +69,18 @@ describe('KeyTable', () => {
       ),
       { numRuns: 25 },
     );
+  });
+
+  it('keeps every slot up to maxKeys (16,000,000) in an index entry, whatever the hash', () => {
+    for (const slot of [0, 1, 255, 65_535, 8_388_606, 8_388_607, 8_388_608, 15_999_999]) {
+      for (const hash of [0, -1, 0x00ff0000, 0x7fffffff, -0x80000000, 0x12345678]) {
+        const entry = entryOf(slot, hash);
+        expect(entry).not.toBe(0); // 0 marks an empty entry
+        expect(entry | 0).toBe(entry); // an Int32Array keeps it as is
+        expect(slotOf(entry)).toBe(slot);
+        expect(entry & 0xff).toBe((hash >>> 16) & 0xff);
+      }
+    }
   });
 
   it('holds 200,000 keys across pages, and finds each after a third are removed', () => {

@@ -6,8 +6,8 @@
  * string ~24 and the slot's reference to it 8 more, and a million strings that survive make V8's
  * young generation grow by ~30 bytes per key on top. Here a key of up to 24 Latin-1 characters (every
  * IPv4 key, every IPv6 key grouped by /56 or /64) is copied into its slot's record and the caller's
- * string is left to die young; the index is an open-addressing hash table in Int32Arrays (~17 bytes
- * per key at a million). Longer keys, and keys with characters above U+00FF, are kept as strings in
+ * string is left to die young; the index is an open-addressing hash table in Int32Arrays, one Int32
+ * per entry (~8 bytes per key at a million). Longer keys, and keys with characters above U+00FF, are kept as strings in
  * a side Map: correct for any key, just not compact.
  *
  * The index is split into 256 sub-tables chosen by the hash's top byte, each growing on its own: a
@@ -34,6 +34,16 @@ const LONG = 255;
 const SUB_BITS = 8;
 const SUB_SHIFT = 32 - SUB_BITS;
 const SUB_INITIAL_ENTRIES = 16;
+/**
+ * An index entry is one Int32: the slot + 1 (0 = empty) above 8 bits of the key's hash, its
+ * fingerprint. Slots fit in the 24 bits left (maxKeys is at most 16,000,000). The fingerprint comes
+ * from bits 16-23, which neither pick the sub-table (the top byte) nor, below 65,536 entries per
+ * sub-table, the home position (the low bits), so keys that share both still differ in it: a lookup
+ * compares a key's text only for one in 256 of the other keys on its probe run.
+ */
+const PRINT_BITS = 8;
+const PRINT_MASK = (1 << PRINT_BITS) - 1;
+const PRINT_SHIFT = 16;
 
 /**
  * Random per process, so that which keys collide cannot be worked out from outside (keys are often
@@ -43,24 +53,25 @@ const SEED = globalThis.crypto.getRandomValues(new Int32Array(1))[0];
 
 export class KeyTable {
   private readonly longKeys = new Map<number, string>();
-  /** Per sub-table, entries of two Int32s: [slot + 1 (0 = empty), hash]. Linear probing. */
+  /** Per sub-table, one Int32 per entry (see PRINT_BITS). Linear probing. */
   private readonly subs: Int32Array[] = [];
   private readonly subCounts = new Int32Array(1 << SUB_BITS);
 
   /** `slots` holds the records whose key fields this table writes and compares. */
   constructor(private readonly slots: SlotPages) {
-    for (let i = 0; i < 1 << SUB_BITS; i++) this.subs.push(new Int32Array(SUB_INITIAL_ENTRIES * 2));
+    for (let i = 0; i < 1 << SUB_BITS; i++) this.subs.push(new Int32Array(SUB_INITIAL_ENTRIES));
   }
 
   /** The slot holding `key` in bucket `bucketId`, or NONE. */
   find(bucketId: number, key: string): number {
     const hash = hashString(bucketId, key);
     const sub = this.subs[hash >>> SUB_SHIFT];
-    const mask = (sub.length >> 1) - 1;
+    const mask = sub.length - 1;
+    const print = (hash >>> PRINT_SHIFT) & PRINT_MASK;
     for (let i = hash & mask; ; i = (i + 1) & mask) {
-      const entry = sub[i << 1];
+      const entry = sub[i];
       if (entry === 0) return NONE;
-      if (sub[(i << 1) + 1] === hash && this.holds(entry - 1, bucketId, key)) return entry - 1;
+      if ((entry & PRINT_MASK) === print && this.holds(slotOf(entry), bucketId, key)) return slotOf(entry);
     }
   }
 
@@ -89,17 +100,10 @@ export class KeyTable {
     const at = slot & PAGE_MASK;
     const bytes = this.slots.bytes[page];
     const base = at * SLOT_BYTES;
-    const bucketId = this.slots.ints[page][at * SLOT_INTS + BUCKET];
-    const mark = bytes[base + MARK];
-    let hash: number;
-    if (mark === LONG) {
-      hash = hashString(bucketId, this.longKeys.get(slot) as string);
-      this.longKeys.delete(slot);
-    } else {
-      hash = hashBytes(bucketId, bytes, base + CHARS, mark - 1);
-    }
-    bytes[base + MARK] = FREE;
+    const hash = this.hashOf(slot);
     this.unindex(hash, slot);
+    if (bytes[base + MARK] === LONG) this.longKeys.delete(slot);
+    bytes[base + MARK] = FREE;
   }
 
   inUse(slot: number): boolean {
@@ -136,55 +140,78 @@ export class KeyTable {
     return true;
   }
 
+  /** The hash of the key in `slot` (in use), from its record: what find() computed from its string. */
+  private hashOf(slot: number): number {
+    const page = slot >>> PAGE_BITS;
+    const at = slot & PAGE_MASK;
+    const bucketId = this.slots.ints[page][at * SLOT_INTS + BUCKET];
+    const bytes = this.slots.bytes[page];
+    const base = at * SLOT_BYTES;
+    const mark = bytes[base + MARK];
+    if (mark === LONG) return hashString(bucketId, this.longKeys.get(slot) as string);
+    return hashBytes(bucketId, bytes, base + CHARS, mark - 1);
+  }
+
   private index(hash: number, slot: number): void {
     const s = hash >>> SUB_SHIFT;
     let sub = this.subs[s];
     // At most half full, so a probe run stays short.
-    if ((this.subCounts[s] + 1) * 2 > sub.length >> 1) sub = this.regrow(s);
-    const mask = (sub.length >> 1) - 1;
+    if ((this.subCounts[s] + 1) * 2 > sub.length) sub = this.regrow(s);
+    const mask = sub.length - 1;
     let i = hash & mask;
-    while (sub[i << 1] !== 0) i = (i + 1) & mask;
-    sub[i << 1] = slot + 1;
-    sub[(i << 1) + 1] = hash;
+    while (sub[i] !== 0) i = (i + 1) & mask;
+    sub[i] = entryOf(slot, hash);
     this.subCounts[s]++;
   }
 
-  /** Remove `slot`'s entry and shift the entries after it back, so no tombstone is left. */
+  /**
+   * Remove `slot`'s entry and shift the entries after it back, so no tombstone is left. An entry
+   * holds no position of its own: where it belongs is read from its key (hashOf), for the few
+   * entries after the hole.
+   */
   private unindex(hash: number, slot: number): void {
     const s = hash >>> SUB_SHIFT;
     const sub = this.subs[s];
-    const mask = (sub.length >> 1) - 1;
+    const mask = sub.length - 1;
+    const entry = entryOf(slot, hash);
     let hole = hash & mask;
-    while (sub[hole << 1] !== slot + 1) hole = (hole + 1) & mask;
-    for (let j = (hole + 1) & mask; sub[j << 1] !== 0; j = (j + 1) & mask) {
-      const home = sub[(j << 1) + 1] & mask;
+    while (sub[hole] !== entry) hole = (hole + 1) & mask;
+    for (let j = (hole + 1) & mask; sub[j] !== 0; j = (j + 1) & mask) {
+      const home = this.hashOf(slotOf(sub[j])) & mask;
       // The entry at j may move back to the hole only if its home is not cyclically in (hole, j].
       const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j;
       if (stays) continue;
-      sub[hole << 1] = sub[j << 1];
-      sub[(hole << 1) + 1] = sub[(j << 1) + 1];
+      sub[hole] = sub[j];
       hole = j;
     }
-    sub[hole << 1] = 0;
-    sub[(hole << 1) + 1] = 0;
+    sub[hole] = 0;
     this.subCounts[s]--;
   }
 
+  /** Double sub-table `s`; each entry's new place comes from its key's hash (hashOf). */
   private regrow(s: number): Int32Array {
     const old = this.subs[s];
     const sub = new Int32Array(old.length * 2);
-    const mask = (sub.length >> 1) - 1;
-    for (let k = 0; k < old.length; k += 2) {
+    const mask = sub.length - 1;
+    for (let k = 0; k < old.length; k++) {
       if (old[k] === 0) continue;
-      const hash = old[k + 1];
-      let i = hash & mask;
-      while (sub[i << 1] !== 0) i = (i + 1) & mask;
-      sub[i << 1] = old[k];
-      sub[(i << 1) + 1] = hash;
+      let i = this.hashOf(slotOf(old[k])) & mask;
+      while (sub[i] !== 0) i = (i + 1) & mask;
+      sub[i] = old[k];
     }
     this.subs[s] = sub;
     return sub;
   }
+}
+
+/** The index entry of `slot`, whose key hashes to `hash`. */
+export function entryOf(slot: number, hash: number): number {
+  return ((slot + 1) << PRINT_BITS) | ((hash >>> PRINT_SHIFT) & PRINT_MASK);
+}
+
+/** The slot of a (non-empty) index entry. Unsigned shift: above slot 2^23 the entry is negative. */
+export function slotOf(entry: number): number {
+  return (entry >>> PRINT_BITS) - 1;
 }
 
 // FNV-1a over the UTF-16 code units, then a murmur3 finalizer so the top byte (which picks the

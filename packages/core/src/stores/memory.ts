@@ -104,6 +104,7 @@ export class MemoryStore implements Store {
   constructor(options: MemoryStoreOptions = {}) {
     assertKnownOptions(options, ['maxKeys', 'clock', 'sweepIntervalMs'], 'MemoryStore');
     const maxKeys = options.maxKeys ?? DEFAULT_MAX_KEYS;
+    // The key index stores slot numbers in 24 bits (key-table.ts): this bound keeps them there.
     if (!Number.isInteger(maxKeys) || maxKeys < 1 || maxKeys > 16_000_000) {
       throw new FloodgateError(
         'FLOODGATE_INVALID_OPTION',

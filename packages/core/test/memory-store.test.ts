@@ -137,6 +137,40 @@ describe('expired keys are reclaimed without a timer per key', () => {
     expect(s.size).toBe(5);
   });
 
+  it('a key back after its state expired starts afresh; an expired key denied is dropped', async () => {
+    const s = store();
+    const cases = [
+      ['a', policies('3/1s', 'fixed-window')],
+      ['b', policies('3/1s', 'sliding-log', 'log:')],
+    ] as const;
+    for (const [key, p] of cases) {
+      for (let i = 0; i < 3; i++) await s.consume(key, p, 1);
+      expect((await s.consume(key, p, 1))[0].allowed).toBe(false);
+    }
+    now += 5000; // both states expired; their slots are still held
+    expect(s.size).toBe(2);
+    // 'a' is found through the index, 'b' is the key the store remembers from the last call.
+    for (const [key, p] of cases) {
+      expect((await s.consume(key, p, 1))[0]).toMatchObject({ allowed: true, remaining: 2 });
+      expect((await s.consume(key, p, 1))[0]).toMatchObject({ allowed: true, remaining: 1 });
+    }
+    expect(s.size).toBe(2);
+    const listed: [string, number][] = [];
+    for await (const entry of s.entries('')) listed.push([entry.key, entry.state.length]);
+    expect(listed.sort()).toEqual([
+      ['a', 3], // a fixed window's state is read back as the record's three numbers
+      ['b', 2], // the sliding log: the two admitted times since the expiry, not the old three
+    ]);
+
+    now += 5000;
+    // Denied on an expired state (a cost above the limit): nothing is kept of the key.
+    expect((await s.consume('a', cases[0][1], 5))[0].allowed).toBe(false);
+    expect(s.size).toBe(1);
+    expect((await s.peek('a', cases[0][1]))[0].remaining).toBe(3);
+    expect((await s.consume('b', cases[1][1], 1))[0]).toMatchObject({ allowed: true, remaining: 2 });
+    expect(s.size).toBe(1);
+  });
+
   it('creates no timer per key; the one background sweep reclaims on its own', async () => {
     const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
     const setIntervalSpy = vi.spyOn(globalThis, 'setInterval');

@@ -180,17 +180,18 @@ export class MemoryStore implements Store {
     }
     let floats = this.slots.floats[0];
     let base = 0;
-    if (slot !== NONE) {
+    // An expired state reads as none, but its slot stays the key's: an admission writes the new
+    // state over it, with no index change (a key that comes back after its state expired, as with a
+    // token bucket refilled in a few ms, would otherwise be removed and added again every check).
+    let live = slot !== NONE;
+    if (live) {
       floats = this.slots.floats[slot >>> PAGE_BITS];
       base = (slot & PAGE_MASK) * SLOT_FLOATS;
-      if (floats[base + EXPIRY] <= now) {
-        this.release(slot);
-        slot = NONE;
-      }
+      live = floats[base + EXPIRY] > now;
     }
     const log = policy.algorithm === 'sliding-log';
     let state: AlgorithmState | undefined;
-    if (slot === NONE) state = undefined;
+    if (!live) state = undefined;
     else if (log) state = this.logs.get(slot) ?? [];
     else {
       const scratch = this.scratch;
@@ -201,7 +202,8 @@ export class MemoryStore implements Store {
     }
     const step = (this.lastAlgorithm as ReusingAlgorithm).step(state, now, policy, cost, this.lastResult);
     if (!step.allowed) {
-      if (slot !== NONE) this.denied(bucket, key, slot, policy, step, now);
+      if (live) this.denied(bucket, key, slot, policy, step, now);
+      else if (slot !== NONE) this.release(slot); // expired, and nothing new to keep
     } else if (slot === NONE) {
       this.remember(key, bucket, this.write(bucket, key, slot, policy, step.state, now, step.ttlMs));
     } else if (log) {

@@ -7,8 +7,8 @@
  * young generation grow by ~30 bytes per key on top. Here a key of up to 24 Latin-1 characters (every
  * IPv4 key, every IPv6 key grouped by /56 or /64) is copied into its slot's record and the caller's
  * string is left to die young; the index is an open-addressing hash table in Int32Arrays, one Int32
- * per entry (~8 bytes per key at a million). Longer keys, and keys with characters above U+00FF, are kept as strings in
- * a side Map: correct for any key, just not compact.
+ * per entry (~8 bytes per key at a million). Longer keys, and keys with characters above U+00FF,
+ * are kept as strings in a side Map: correct for any key, just not compact.
  *
  * The index is split into 256 sub-tables chosen by the hash's top byte, each growing on its own: a
  * growth rehashes a few thousand entries, not all of them, and frees small arrays that malloc reuses

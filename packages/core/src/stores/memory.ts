@@ -459,7 +459,7 @@ export class MemoryStore implements Store {
 
   /**
    * Make `slot` (in use) the most recently used. Every check on a key other than the last one does
-   * this, so it is unlink() and linkAtHead() in one, each column page looked up once.
+   * this, so it is unlink() and linkAtHead() in one, each page of records looked up once.
    */
   private touch(slot: number): void {
     const head = this.head;

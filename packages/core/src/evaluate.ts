@@ -2,7 +2,7 @@
  * Several policies, one decision: shared by every store that runs the TypeScript algorithms
  * (memory, SQLite), so they cannot disagree. The Redis scripts implement the same rule in Lua.
  */
-import { ALGORITHMS } from './algorithms/index.js';
+import { ALGORITHMS, type ReusableStepResult } from './algorithms/index.js';
 import type { AlgorithmState, Policy, PolicyDecision, StepResult } from './types.js';
 
 export interface Evaluation {
@@ -28,6 +28,17 @@ export function toPolicyDecision(policy: Policy, step: StepResult): PolicyDecisi
 }
 
 /**
+ * What an evaluation may overwrite instead of allocating, for a caller that evaluates the same
+ * policies again and again and copies out what it keeps before the next call (the memory store).
+ */
+export interface EvaluationScratch {
+  /** Becomes the evaluation's `steps`. */
+  readonly steps: StepResult[];
+  /** Per policy, a result its algorithm's step overwrites (undefined: the step allocates one). */
+  readonly results: ReadonlyArray<ReusableStepResult | undefined>;
+}
+
+/**
  * Admit only if every policy admits; a denial consumes nothing, so the policies that would have
  * admitted report what they have left now (a step of cost 0) rather than after the cost.
  */
@@ -36,18 +47,22 @@ export function evaluate(
   states: ReadonlyArray<AlgorithmState | undefined>,
   now: number,
   cost: number,
+  scratch?: EvaluationScratch,
 ): Evaluation {
-  const steps: StepResult[] = new Array(policies.length);
+  const steps: StepResult[] = scratch ? scratch.steps : new Array(policies.length);
   let allowed = true;
   for (let i = 0; i < policies.length; i++) {
-    const step = ALGORITHMS[policies[i].algorithm].step(states[i], now, policies[i], cost);
+    const into = scratch?.results[i];
+    const step = ALGORITHMS[policies[i].algorithm].step(states[i], now, policies[i], cost, into);
     steps[i] = step;
     if (!step.allowed) allowed = false;
   }
   const decisions: PolicyDecision[] = new Array(policies.length);
   for (let i = 0; i < policies.length; i++) {
-    if (!allowed && steps[i].allowed)
-      steps[i] = ALGORITHMS[policies[i].algorithm].step(states[i], now, policies[i], 0);
+    // The step of cost 0 may overwrite the same reused result: the step of full cost is not needed.
+    if (!allowed && steps[i].allowed) {
+      steps[i] = ALGORITHMS[policies[i].algorithm].step(states[i], now, policies[i], 0, scratch?.results[i]);
+    }
     decisions[i] = toPolicyDecision(policies[i], steps[i]);
   }
   return { allowed, decisions, steps };

@@ -6,6 +6,7 @@
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ALGORITHM_NAMES } from '../src/algorithms/index.js';
 import { coarseMonotonicClock, monotonicClock } from '../src/clock.js';
@@ -107,6 +108,85 @@ describe('the slot remembered from the last call', () => {
     expect(s.evictions).toBe(1);
     now += 60_000; // everything expires
     expect(await remaining('j', a)).toBe(2);
+  });
+});
+
+describe('several policies on one key', () => {
+  const both = () => policies(['3/1m', '5/1h'], 'fixed-window', 'p:');
+  const minute = () => policies('3/1m', 'fixed-window', 'p:'); // the first of both's buckets
+
+  it("never reuse the key's remembered slots once one was released", async () => {
+    const s = store({ maxKeys: 3 });
+    const remaining = async (key: string) => (await s.consume(key, both(), 1)).map((d) => d.remaining);
+    const p = both();
+    const check = async (key: string) => (await s.consume(key, p, 1)).map((d) => d.remaining);
+    expect(await check('k')).toEqual([2, 4]);
+    expect(await check('k')).toEqual([1, 3]);
+    await s.reset('k', [p[0].bucket]); // k's slot in the minute bucket is freed...
+    expect((await s.consume('j', minute(), 1))[0].remaining).toBe(2); // ...and taken by j
+    expect(await check('k')).toEqual([2, 2]); // k starts over in the minute bucket only
+    expect((await s.peek('j', minute()))[0].remaining).toBe(2); // j's count is its own
+    expect(await remaining('k')).toEqual([1, 1]); // another list with the same policies agrees
+  });
+
+  it('decide as if nothing were remembered between calls (random traces, small maxKeys)', () => {
+    const lists = [
+      policies(['3/1s', '5/10s'], 'fixed-window', 'r:'),
+      policies(['2/1s', '4/5s', '9/1m'], 'sliding-window', 'r:'),
+      policies('3/1s', 'fixed-window', 'r:'), // shares a bucket with the first list
+      policies(['2/1s', '6/10s'], 'token-bucket', 'r:'),
+      policies(['2/1s', '3/2s'], 'sliding-log', 'r:'),
+    ];
+    const op = fc.record({
+      kind: fc.constantFrom('consume', 'consume', 'consume', 'reset', 'wait'),
+      list: fc.nat(lists.length - 1),
+      key: fc.constantFrom('a', 'b', 'c', 'd'),
+      cost: fc.nat(3),
+      ms: fc.integer({ min: 1, max: 1500 }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(op, { minLength: 1, maxLength: 80 }),
+        fc.integer({ min: 1, max: 12 }),
+        (ops, maxKeys) => {
+          let t = ORIGIN;
+          const clockAt = () => t;
+          // `kept` sees the same policy arrays every call (remembered slots, reused results);
+          // `fresh` gets copies, so it finds every key through the index and allocates as before.
+          const kept = new MemoryStore({ clock: clockAt, sweepIntervalMs: 0, maxKeys });
+          const fresh = new MemoryStore({ clock: clockAt, sweepIntervalMs: 0, maxKeys });
+          for (const { kind, list, key, cost, ms } of ops) {
+            const p = lists[list];
+            if (kind === 'wait') t += ms;
+            else if (kind === 'reset') {
+              const buckets = p.map((policy) => policy.bucket);
+              kept.reset(key, buckets);
+              fresh.reset(key, buckets);
+            } else {
+              expect(kept.consumeSync(key, p, cost)).toEqual(fresh.consumeSync(key, [...p], cost));
+            }
+            expect(kept.size).toBe(fresh.size);
+            expect(kept.evictions).toBe(fresh.evictions);
+          }
+          kept.close();
+          fresh.close();
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("at maxKeys, a new slot for one policy never evicts the key's slot for another", async () => {
+    const s = store({ maxKeys: 2 });
+    const p = both();
+    expect((await s.consume('a', p, 1)).map((d) => d.remaining)).toEqual([2, 4]);
+    await s.reset('a', [p[0].bucket]);
+    await s.consume('d', minute(), 1); // full again: d, then a's hour slot least recently used
+    // a needs a new minute slot: the store evicts d, not a's hour slot it is about to write.
+    expect((await s.consume('a', p, 1)).map((d) => d.remaining)).toEqual([2, 3]);
+    expect((await s.peek('a', p)).map((d) => d.remaining)).toEqual([2, 3]);
+    expect(s.evictions).toBe(1);
+    expect((await s.peek('d', minute()))[0].remaining).toBe(3);
   });
 });
 

@@ -10,7 +10,7 @@ import { ALGORITHMS, type ReusableStepResult, type ReusingAlgorithm } from '../a
 import { coarseMonotonicClock } from '../clock.js';
 import { toDecision } from '../decision.js';
 import { assertKnownOptions, FloodgateError, show } from '../errors.js';
-import { evaluate, peekPolicy, toPolicyDecision } from '../evaluate.js';
+import { type EvaluationScratch, evaluate, peekPolicy, toPolicyDecision } from '../evaluate.js';
 import type {
   AlgorithmName,
   AlgorithmState,
@@ -61,6 +61,24 @@ interface Bucket {
   readonly name: string;
 }
 
+/**
+ * What the several-policy path keeps of a policy list between calls (a limiter passes the same
+ * list every call): its bucket ids, the arrays a check fills, one reused step result per policy,
+ * and the slots of the key it checked last.
+ */
+interface PolicyList {
+  readonly buckets: number[];
+  readonly slots: number[];
+  readonly states: (AlgorithmState | undefined)[];
+  /** Per policy, the array a stored state is copied into. */
+  readonly reads: number[][];
+  readonly scratch: EvaluationScratch;
+  /** The key checked last with this list, held in `hotSlots` as long as no slot was released since. */
+  hotKey: string | undefined;
+  hotReleases: number;
+  readonly hotSlots: number[];
+}
+
 export class MemoryStore implements Store {
   readonly kind = 'memory';
   /** Keys evicted to stay within maxKeys since the store was created. */
@@ -77,6 +95,8 @@ export class MemoryStore implements Store {
   private freeHead = NONE;
   /** Sliding-log states, unbounded in length, live here instead of in their slot's record. */
   private readonly logs = new Map<number, number[]>();
+  /** Slots released since the store was made: a key's remembered slots are good while it is unchanged. */
+  private releases = 0;
   private head = NONE;
   private tail = NONE;
   private sweepCursor = 0;
@@ -98,6 +118,9 @@ export class MemoryStore implements Store {
   private hotKey: string | undefined;
   private hotBucket = NONE;
   private hotSlot = NONE;
+  /** The several-policy path's lists, the one used last first. */
+  private lastList: { policies: readonly Policy[]; list: PolicyList } | undefined;
+  private readonly lists = new WeakMap<readonly Policy[], PolicyList>();
   private readonly sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -223,24 +246,79 @@ export class MemoryStore implements Store {
     this.hotSlot = slot;
   }
 
+  /**
+   * Several policies, all or nothing (evaluate.ts). What a call would otherwise allocate or look up
+   * again (bucket ids, arrays, step results, the slots of a key checked twice in a row) is kept per
+   * policy list; a call copies out what it keeps (states into records, figures into the decisions).
+   */
   private consumeAll(key: string, policies: readonly Policy[], cost: number, now: number): PolicyDecision[] {
-    const slots: number[] = new Array(policies.length);
-    const states: (AlgorithmState | undefined)[] = new Array(policies.length);
+    const list = this.listOf(policies);
+    const { buckets, slots, states, reads } = list;
+    const hot = key === list.hotKey && list.hotReleases === this.releases;
     for (let i = 0; i < policies.length; i++) {
-      slots[i] = this.find(this.bucket(policies[i].bucket).id, key, now);
-      states[i] = slots[i] === NONE ? undefined : this.read(slots[i], policies[i], [0, 0, 0]);
+      let slot = hot ? list.hotSlots[i] : this.keys.find(buckets[i], key);
+      if (slot !== NONE && this.expiry(slot) <= now) {
+        this.release(slot);
+        slot = NONE;
+      }
+      slots[i] = slot;
+      states[i] = slot === NONE ? undefined : this.read(slot, policies[i], reads[i]);
     }
-    const result = evaluate(policies, states, now, cost);
-    for (let i = 0; i < policies.length; i++) {
-      const step = result.steps[i];
-      const bucket = this.bucket(policies[i].bucket).id;
-      if (result.allowed) {
-        this.write(bucket, key, slots[i], policies[i], step.state, now, step.ttlMs);
-      } else if (slots[i] !== NONE) {
-        this.denied(bucket, key, slots[i], policies[i], step, now);
+    const result = evaluate(policies, states, now, cost, list.scratch);
+    if (result.allowed) {
+      // The key's existing slots first: written, they are the most recently used, so a new slot's
+      // insert (which may evict at maxKeys) takes another key's slot, never one still to be written.
+      for (let pass = 0; pass < 2; pass++) {
+        for (let i = 0; i < policies.length; i++) {
+          if ((slots[i] === NONE) !== (pass === 1)) continue;
+          const step = result.steps[i];
+          slots[i] = this.write(buckets[i], key, slots[i], policies[i], step.state, now, step.ttlMs);
+        }
+      }
+    } else {
+      for (let i = 0; i < policies.length; i++) {
+        if (slots[i] !== NONE) this.denied(buckets[i], key, slots[i], policies[i], result.steps[i], now);
       }
     }
+    this.rememberSlots(list, key);
     return result.decisions;
+  }
+
+  private listOf(policies: readonly Policy[]): PolicyList {
+    const last = this.lastList;
+    if (last !== undefined && last.policies === policies) return last.list;
+    let list = this.lists.get(policies);
+    if (list === undefined) {
+      list = {
+        buckets: policies.map((policy) => this.bucket(policy.bucket).id),
+        slots: policies.map(() => NONE),
+        states: policies.map(() => undefined),
+        reads: policies.map(() => [0, 0, 0]),
+        scratch: { steps: new Array(policies.length), results: policies.map(reusableResult) },
+        hotKey: undefined,
+        hotReleases: 0,
+        hotSlots: policies.map(() => NONE),
+      };
+      this.lists.set(policies, list);
+    }
+    this.lastList = { policies, list };
+    return list;
+  }
+
+  /**
+   * Remember the slots `list.slots` holds for `key`, if it now has one in every bucket. A new key's
+   * insert for one policy may have evicted (at maxKeys) the slot just written for another: a slot
+   * that no longer holds the policy's bucket is not remembered.
+   */
+  private rememberSlots(list: PolicyList, key: string): void {
+    list.hotKey = undefined;
+    for (let i = 0; i < list.slots.length; i++) {
+      const slot = list.slots[i];
+      if (slot === NONE || !this.keys.inUse(slot) || this.keys.bucketOf(slot) !== list.buckets[i]) return;
+      list.hotSlots[i] = slot;
+    }
+    list.hotKey = key;
+    list.hotReleases = this.releases;
   }
 
   /**
@@ -274,10 +352,7 @@ export class MemoryStore implements Store {
     // consumeOne copies out what it keeps (the state into its record, the figures into the decision)
     // before the next call. A sliding log's state is kept by reference and ignores it.
     if (name === 'sliding-log') this.lastResult = undefined;
-    else {
-      this.results[name] ??= algorithm.step(undefined, 0, policy, 0) as ReusableStepResult;
-      this.lastResult = this.results[name];
-    }
+    else this.lastResult = this.results[name] ??= reusableResult(policy);
     this.lastPolicy = policy;
   }
 
@@ -449,6 +524,7 @@ export class MemoryStore implements Store {
   private release(slot: number): void {
     if (!this.keys.inUse(slot)) return;
     if (slot === this.hotSlot) this.hotKey = undefined;
+    this.releases++;
     this.keys.remove(slot);
     this.logs.delete(slot);
     this.unlink(slot);
@@ -530,4 +606,13 @@ export class MemoryStore implements Store {
     }
     this.capacity = capacity;
   }
+}
+
+/**
+ * A result of the policy's algorithm's own making (a step on no state), for its later steps to
+ * overwrite; none for the sliding log, whose state is kept by reference.
+ */
+function reusableResult(policy: Policy): ReusableStepResult | undefined {
+  if (policy.algorithm === 'sliding-log') return undefined;
+  return ALGORITHMS[policy.algorithm].step(undefined, 0, policy, 0) as ReusableStepResult;
 }

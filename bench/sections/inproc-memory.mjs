@@ -3,7 +3,7 @@
 // RateLimiterMemory. One caller at a time (1 in flight): the per-check cost, nothing hidden by overlap.
 // Each subject runs in its own process; rounds interleave the subjects.
 import { MemoryStore as ErlMemoryStore } from 'express-rate-limit';
-import { RateLimiterMemory } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterUnion } from 'rate-limiter-flexible';
 import { fmtInt } from '../lib/format.mjs';
 import { interleave } from '../lib/isolate.mjs';
 import { makeKeys, roundRatio, runInFlight, summarize } from '../lib/measure.mjs';
@@ -24,8 +24,16 @@ const CASES = [
 const RANDOM_CASE = { id: 'randomKeys', keys: 100_000 };
 const RANDOM_SUBJECTS = ['sliding-window', ERL, RLF];
 const RANDOM_ROUNDS = 3;
+// Two limits on every check (a billion a minute and a billion an hour), one hot key: floodgate's
+// one limiter with two policies, all or nothing, beside rate-limiter-flexible's RateLimiterUnion of
+// two RateLimiterMemory (which consumes from both and does not give back on a denial).
+const TWO = 'floodgate-two-policies';
+const RLF_UNION = 'rate-limiter-flexible-union';
+const TWO_SUBJECTS = [TWO, RLF_UNION];
 
 const LABELS = {
+  [TWO]: 'floodgate Limiter.consume (two policies, sliding-window)',
+  [RLF_UNION]: 'rate-limiter-flexible RateLimiterUnion.consume (two RateLimiterMemory)',
   [STORE_ONLY]: 'floodgate MemoryStore.consume (store only, sliding-window)',
   [ERL]: 'express-rate-limit MemoryStore.increment',
   [RLF]: 'rate-limiter-flexible RateLimiterMemory.consume',
@@ -43,7 +51,22 @@ async function makeSubject(name) {
     const limiter = new RateLimiterMemory({ points: BIG, duration: HOUR_MS / 1000 });
     return (key) => limiter.consume(key);
   }
+  if (name === RLF_UNION) {
+    const union = new RateLimiterUnion(
+      new RateLimiterMemory({ keyPrefix: 'minute', points: BIG, duration: 60 }),
+      new RateLimiterMemory({ keyPrefix: 'hour', points: BIG, duration: HOUR_MS / 1000 }),
+    );
+    return (key) => union.consume(key);
+  }
   const { Limiter, MemoryStore } = await import('@floodgate/core');
+  if (name === TWO) {
+    const limit = [
+      { limit: BIG, window: 60_000 },
+      { limit: BIG, window: HOUR_MS },
+    ];
+    const limiter = new Limiter({ limit, name: 'bench', store: new MemoryStore() });
+    return (key) => limiter.consume(key);
+  }
   if (name === STORE_ONLY) {
     const store = new MemoryStore();
     const { policies } = new Limiter({ limit: BIG, window: HOUR_MS, name: 'bench', store });
@@ -59,6 +82,7 @@ async function makeSubject(name) {
 /** Child side: one store instance per working set, so the two never share state. */
 export async function setup(name, options = {}) {
   if (options.randomOrder) return { randomKeys: await randomOrder(name) };
+  if (options.twoPolicies) return { oneKey: { op: await makeSubject(name), keys: ['hot'] } };
   return {
     oneKey: { op: await makeSubject(name), keys: ['hot'] },
     manyKeys: { op: await makeSubject(name), keys: makeKeys(100_000) },
@@ -110,6 +134,14 @@ export default async function run(ctx) {
     rounds: Math.min(timing.rounds, RANDOM_ROUNDS),
     label,
   });
+  const two = await interleave(ctx, import.meta.url, {
+    subjects: TWO_SUBJECTS,
+    cases: [CASES[0]],
+    options: { twoPolicies: true },
+    ...timing,
+    rounds: Math.min(timing.rounds, RANDOM_ROUNDS),
+    label,
+  });
   const erl = raw[ERL];
   const rlf = raw[RLF];
   const results = {};
@@ -139,6 +171,23 @@ export default async function run(ctx) {
       randomKeys ? fmtInt(randomKeys.nsPerOp) : random[name]?.missing ? 'failed' : '',
       results[name].vsErl.toFixed(2),
       results[name].vsRlf.toFixed(2),
+    ];
+  });
+
+  const twoRows = TWO_SUBJECTS.map((name) => {
+    const r = two[name];
+    if (r.missing) {
+      results[name] = r;
+      return [label(name), r.missing, '', ''];
+    }
+    const one = summarize(r.oneKey);
+    const vsUnion = two[RLF_UNION].missing ? undefined : roundRatio(r.oneKey, two[RLF_UNION].oneKey);
+    results[name] = { oneKey: one, ...(vsUnion === undefined ? {} : { vsUnion }) };
+    return [
+      label(name),
+      fmtInt(one.opsPerSec),
+      fmtInt(one.nsPerOp),
+      vsUnion === undefined ? '' : vsUnion.toFixed(2),
     ];
   });
 
@@ -200,6 +249,16 @@ export default async function run(ctx) {
             `sequence; "random order" stores the same 100k keys in key order, then checks them in a fixed ` +
             'pseudo-random order (the key strings made in that order, so each is read as fresh as a server makes it per request), as ' +
             `requests from many clients arrive: the default algorithm and the two peers, ${Math.min(timing.rounds, RANDOM_ROUNDS)} rounds.`,
+        ],
+      },
+      {
+        columns: ['Subject', '1 key ops/s', '1 key ns/op', 'vs RateLimiterUnion'],
+        rows: twoRows,
+        notes: [
+          'Two limits on every check, a billion per minute and a billion per hour, on one hot key: floodgate checks ' +
+            'both in one call, admitting only if both admit (a denial consumes from neither); rate-limiter-flexible ' +
+            'combines two RateLimiterMemory with RateLimiterUnion, which consumes from both and keeps what it took when ' +
+            `one denies. ${Math.min(timing.rounds, RANDOM_ROUNDS)} rounds, interleaved as above; vs RateLimiterUnion: median of per-round ratios of ops/s.`,
         ],
       },
     ],

@@ -266,13 +266,16 @@ export class MemoryStore implements Store {
     }
     const result = evaluate(policies, states, now, cost, list.scratch);
     if (result.allowed) {
+      const steps = result.steps;
       // The key's existing slots first: written, they are the most recently used, so a new slot's
       // insert (which may evict at maxKeys) takes another key's slot, never one still to be written.
-      for (let pass = 0; pass < 2; pass++) {
-        for (let i = 0; i < policies.length; i++) {
-          if ((slots[i] === NONE) !== (pass === 1)) continue;
-          const step = result.steps[i];
-          slots[i] = this.write(buckets[i], key, slots[i], policies[i], step.state, now, step.ttlMs);
+      for (let i = 0; i < policies.length; i++) {
+        if (slots[i] !== NONE)
+          this.write(buckets[i], key, slots[i], policies[i], steps[i].state, now, steps[i].ttlMs);
+      }
+      for (let i = 0; i < policies.length; i++) {
+        if (slots[i] === NONE) {
+          slots[i] = this.write(buckets[i], key, NONE, policies[i], steps[i].state, now, steps[i].ttlMs);
         }
       }
     } else {

@@ -351,11 +351,9 @@ export class MemoryStore implements Store {
     const algorithm = ALGORITHMS[name];
     this.lastBucket = this.bucket(policy.bucket);
     this.lastAlgorithm = algorithm;
-    // A result of the algorithm's own making (a step on no state), overwritten by every later call.
-    // consumeOne copies out what it keeps (the state into its record, the figures into the decision)
-    // before the next call. A sliding log's state is kept by reference and ignores it.
-    if (name === 'sliding-log') this.lastResult = undefined;
-    else this.lastResult = this.results[name] ??= reusableResult(policy);
+    // Overwritten by every later call: consumeOne copies out what it keeps (the state into its
+    // record, the figures into the decision) before the next call.
+    this.lastResult = this.results[name] ??= reusableResult(policy);
     this.lastPolicy = policy;
   }
 
@@ -536,26 +534,11 @@ export class MemoryStore implements Store {
     this.used--;
   }
 
-  /**
-   * Make `slot` (in use) the most recently used. Every check on a key other than the last one does
-   * this, so it is unlink() and linkAtHead() in one, each page of records looked up once.
-   */
+  /** Make `slot` (in use) the most recently used. */
   private touch(slot: number): void {
-    const head = this.head;
-    if (head === slot) return;
-    const pages = this.slots.ints;
-    const links = pages[slot >>> PAGE_BITS];
-    const at = (slot & PAGE_MASK) * SLOT_INTS;
-    const before = links[at + PREV];
-    const after = links[at + NEXT];
-    // Not the head, so there is a slot before it (and a head to link in front of).
-    pages[before >>> PAGE_BITS][(before & PAGE_MASK) * SLOT_INTS + NEXT] = after;
-    if (after !== NONE) pages[after >>> PAGE_BITS][(after & PAGE_MASK) * SLOT_INTS + PREV] = before;
-    else this.tail = before;
-    links[at + PREV] = NONE;
-    links[at + NEXT] = head;
-    pages[head >>> PAGE_BITS][(head & PAGE_MASK) * SLOT_INTS + PREV] = slot;
-    this.head = slot;
+    if (this.head === slot) return;
+    this.unlink(slot);
+    this.linkAtHead(slot);
   }
 
   private linkAtHead(slot: number): void {

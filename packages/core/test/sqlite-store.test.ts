@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { ALGORITHM_NAMES } from '../src/algorithms/index.js';
 import { type FloodgateError, isFloodgateError } from '../src/errors.js';
 import { Limiter } from '../src/limiter.js';
@@ -480,6 +480,55 @@ describe('SqliteStore: row cache (rows kept in memory, read again by rowid after
     await b.close();
   });
 
+  it('a lone check on a cached row is one conditional UPDATE, made only while the row is as cached', async () => {
+    const { a, b, policies } = twoConnections('alone:');
+    const alone = vi.spyOn(
+      SqliteStore.prototype as unknown as { consumeAlone: () => unknown },
+      'consumeAlone',
+    );
+    const madeAlone = () => alone.mock.results.filter((r) => r.value !== undefined).length;
+    try {
+      expect((await a.consume('k', policies, 1))[0].remaining).toBe(9); // no cached row yet: a transaction
+      expect(madeAlone()).toBe(0);
+      expect((await a.consume('k', policies, 1))[0].remaining).toBe(8);
+      expect((await a.consume('k', policies, 2))[0].remaining).toBe(6);
+      expect(madeAlone()).toBe(2);
+      expect((await b.consume('k', policies, 1))[0].remaining).toBe(5); // b reads the row: a's copy is stale
+      expect((await a.consume('k', policies, 1))[0].remaining).toBe(4); // so a's update matches nothing
+      expect(madeAlone()).toBe(2);
+      expect((await a.consume('k', policies, 1))[0].remaining).toBe(3); // read again just now: alone
+      expect(madeAlone()).toBe(3);
+      // Several checks at once go in one transaction; so does a denial, decided from the file.
+      const together = await Promise.all([1, 2, 3].map(() => a.consume('k', policies, 1)));
+      expect(together.map((d) => d[0].remaining)).toEqual([2, 1, 0]);
+      expect((await a.consume('k', policies, 1))[0].allowed).toBe(false);
+      expect(madeAlone()).toBe(3);
+    } finally {
+      alone.mockRestore();
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('a lone check on a cached row whose rowid another key now holds in the very same state: each key keeps its own count', async () => {
+    const path = file();
+    const clock = new TestClock();
+    const a = new SqliteStore({ path, clock: clock.now, sweepIntervalMs: 0 });
+    const b = new SqliteStore({ path, clock: clock.now, sweepIntervalMs: 0 });
+    const policies = hour(10, 'twin:');
+    expect((await a.consume('x', policies, 3))[0].remaining).toBe(7); // a caches x's row
+    await b.reset(
+      'x',
+      policies.map((p) => p.bucket),
+    );
+    // Same rowid (x's was the largest), same window start, count and expiry: only the key differs.
+    expect((await b.consume('y', policies, 3))[0].remaining).toBe(7);
+    expect((await a.consume('x', policies, 1))[0].remaining).toBe(9);
+    expect((await a.peek('y', policies))[0].remaining).toBe(7);
+    await a.close();
+    await b.close();
+  });
+
   it('a cached row another connection deleted and wrote anew is read by key', async () => {
     const { a, b, policies, buckets } = twoConnections('anew:');
     expect((await a.consume('x', policies, 4))[0].remaining).toBe(6);
@@ -555,7 +604,7 @@ describe('SqliteStore: row cache (rows kept in memory, read again by rowid after
     }
   });
 
-  it('decides like the memory store on random traces across keys, with a tiny cache, two connections, resets and sweeps', async () => {
+  it('decides like the memory store on random traces across keys, with a tiny cache, three connections, resets and sweeps', async () => {
     const path = file();
     const sqliteClock = new TestClock();
     const memoryClock = new TestClock();
@@ -570,6 +619,9 @@ describe('SqliteStore: row cache (rows kept in memory, read again by rowid after
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...ALGORITHM_NAMES),
+        // One policy too: a lone check on it is decided from the cached row and written only if the
+        // row is unchanged (consumeAlone), which the other connections' writes here often make false.
+        fc.constantFrom(['5/s', '12/10s'], ['7/2s']),
         fc.array(
           fc.record({
             dt: fc.oneof(fc.integer({ min: 0, max: 700 }), fc.constant(150_000)),
@@ -580,8 +632,8 @@ describe('SqliteStore: row cache (rows kept in memory, read again by rowid after
           }),
           { minLength: 1, maxLength: 40 },
         ),
-        async (algorithm, trace) => {
-          const policies = parsePolicies(['5/s', '12/10s'], { prefix: `cache${++run}:`, algorithm });
+        async (algorithm, rates, trace) => {
+          const policies = parsePolicies(rates, { prefix: `cache${++run}:`, algorithm });
           const buckets = policies.map((p) => p.bucket);
           let t = 0;
           for (const { dt, store: which, key, op, cost } of trace) {

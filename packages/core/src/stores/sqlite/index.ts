@@ -759,7 +759,8 @@ export class SqliteStore implements Store {
     const result = evaluate(policies, [live(row, now)], now, cost);
     const step = result.steps[0];
     const expiresAt = now + step.ttlMs;
-    if (!result.allowed || sweepAfter(expiresAt) !== row.sweepAfter || !cacheable(step.state)) return undefined;
+    const moves = sweepAfter(expiresAt) !== row.sweepAfter;
+    if (!result.allowed || moves || !cacheable(step.state)) return undefined;
     const changes = withoutStack(
       () =>
         this.updateIfUnchanged.run(

@@ -181,6 +181,37 @@ describe('SqliteStore: URIs and options', () => {
     db.close();
   });
 
+  it('a file it creates gets 2 KB pages; a file with pages, or a database given, keeps its own', async () => {
+    const pageSize = (path: string) => {
+      const db = new Database(path);
+      const size = db.pragma('page_size', { simple: true });
+      db.close();
+      return size;
+    };
+    const created = file();
+    const store = new SqliteStore({ path: created });
+    await store.consume('k', hour(3, 'page:'), 1);
+    await store.close();
+    expect(pageSize(created)).toBe(2048);
+
+    const existing = file();
+    const app = new Database(existing);
+    app.exec('CREATE TABLE app (x)');
+    app.close();
+    const reopened = new SqliteStore({ path: existing });
+    expect((await reopened.consume('k', hour(3, 'page:'), 1))[0].remaining).toBe(2);
+    expect((await reopened.consume('k', hour(3, 'page:'), 1))[0].remaining).toBe(1);
+    await reopened.close();
+    expect(pageSize(existing)).toBe(4096);
+
+    const given = new Database(file());
+    const own = new SqliteStore({ database: given });
+    await own.consume('k', hour(3, 'page:'), 1);
+    await own.close();
+    expect(given.pragma('page_size', { simple: true })).toBe(4096);
+    given.close();
+  });
+
   it('uses a better-sqlite3 Database it is given, and leaves it open', async () => {
     const db = new Database(file());
     db.exec('CREATE TABLE app (x)');

@@ -105,6 +105,16 @@ const ENTRIES_PAGE = 500;
  * more wall time per check than everything else in the check together. Files the store opens only.
  */
 const CHECKPOINT_PAGES = 10_000;
+/**
+ * Page size of a file the store creates (SQLite's default is 4,096 bytes; an existing file keeps its
+ * own). A row is ~80 bytes, and a check rewrites its row's page: every check made alone, and under
+ * load every check on a key whose page no other check in the group touched (clients arriving in no
+ * particular order), writes that page to the WAL, checksummed. Measured here, interleaved on 100k
+ * keys: 2,048 took a check made alone +20-25% and 64 in flight on keys in random order +16-21%,
+ * and cost 2-6% at 64 in flight on keys in turn (whose groups share pages); 1,024 made lone checks
+ * faster still but cost 10-15% at 64 in flight either way.
+ */
+const PAGE_SIZE_BYTES = 2048;
 /** A file the store opened is also checkpointed this often when written to, bounding what a power loss can take. */
 const CHECKPOINT_INTERVAL_MS = 1000;
 /** Longest the timed checkpoint waits for a moment with no writer to restart an overgrown WAL. */
@@ -577,7 +587,11 @@ export class SqliteStore implements Store {
     const db = this.db;
     db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
     if (synchronous !== undefined) db.pragma(`synchronous = ${synchronous}`);
-    if (this.ownsDatabase) db.pragma(`wal_autocheckpoint = ${CHECKPOINT_PAGES}`);
+    if (this.ownsDatabase) {
+      db.pragma(`wal_autocheckpoint = ${CHECKPOINT_PAGES}`);
+      // Before anything is written: a file with pages keeps its page size (WAL mode cannot change it).
+      db.pragma(`page_size = ${PAGE_SIZE_BYTES}`);
+    }
     if (process.env.FG_PAGE_SIZE) db.pragma(`page_size = ${process.env.FG_PAGE_SIZE}`);
     if (process.env.FG_CACHE) db.pragma(`cache_size = ${process.env.FG_CACHE}`);
     if (process.env.FG_MMAP) db.pragma(`mmap_size = ${process.env.FG_MMAP}`);

@@ -102,3 +102,17 @@ export function makeKeys(count, prefix = 'user:') {
   for (let i = 0; i < count; i++) keys[i] = `${prefix}${i}`;
   return keys;
 }
+
+/** 0 … count-1 in a fixed pseudo-random order (Fisher-Yates driven by a 32-bit xorshift). */
+export function shuffled(count) {
+  const order = Array.from({ length: count }, (_, i) => i);
+  let x = 0x9e3779b9;
+  for (let i = count - 1; i > 0; i--) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const j = (x >>> 0) % (i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}

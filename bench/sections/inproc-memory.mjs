@@ -6,7 +6,7 @@ import { MemoryStore as ErlMemoryStore } from 'express-rate-limit';
 import { RateLimiterMemory, RateLimiterUnion } from 'rate-limiter-flexible';
 import { fmtInt } from '../lib/format.mjs';
 import { interleave } from '../lib/isolate.mjs';
-import { makeKeys, roundRatio, runInFlight, summarize } from '../lib/measure.mjs';
+import { makeKeys, roundRatio, runInFlight, shuffled, summarize } from '../lib/measure.mjs';
 import { ALGORITHMS } from '../lib/names.mjs';
 
 const HOUR_MS = 3_600_000;
@@ -99,20 +99,6 @@ async function randomOrder(name) {
   const op = await makeSubject(name);
   for (const key of makeKeys(RANDOM_CASE.keys)) await op(key);
   return { op, keys: shuffled(RANDOM_CASE.keys).map((i) => `user:${i}`) };
-}
-
-/** 0 … count-1 in a fixed pseudo-random order (Fisher-Yates driven by a 32-bit xorshift). */
-function shuffled(count) {
-  const order = Array.from({ length: count }, (_, i) => i);
-  let x = 0x9e3779b9;
-  for (let i = count - 1; i > 0; i--) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    const j = (x >>> 0) % (i + 1);
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
 }
 
 export function round(state, { id, durationMs }) {

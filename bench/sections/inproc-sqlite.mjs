@@ -10,7 +10,7 @@ import { RateLimiterSQLite } from 'rate-limiter-flexible';
 import { firstLine, untilHealthy } from '../lib/floodgate.mjs';
 import { fmtInt, fmtNum, fmtOps } from '../lib/format.mjs';
 import { interleave, openWorker } from '../lib/isolate.mjs';
-import { makeKeys, median, roundRatio, runInFlight, summarize } from '../lib/measure.mjs';
+import { makeKeys, median, roundRatio, runInFlight, shuffled, summarize } from '../lib/measure.mjs';
 import { ALGORITHMS } from '../lib/names.mjs';
 
 const HOUR_MS = 3_600_000;
@@ -20,6 +20,12 @@ const RLF = 'rate-limiter-flexible';
 const FLOOR = 'one-committed-update';
 const LEVELS = [1, 64];
 const PROCESSES = 4;
+/**
+ * 64 in flight on the same 100k keys in a fixed pseudo-random order, as clients arrive at a server:
+ * a group's checks then land on as many pages as checks, where keys taken in turn share a few.
+ */
+const RANDOM_CASE = { id: 'random', inFlight: 64 };
+const RANDOM_SUBJECTS = ['sliding-window', RLF];
 const label = (name) =>
   name === RLF
     ? 'rate-limiter-flexible RateLimiterSQLite.consume'
@@ -86,9 +92,14 @@ async function makeSubject(name, path) {
   return { op, close: () => store.close() };
 }
 
-/** Child side: one store on its own file (or on the shared file of the multi-process run). */
-export async function setup(name, { dir, path }) {
+/**
+ * Child side: one store on its own file (or on the shared file of the multi-process run). With
+ * `randomOrder`, the file the subject's key-order rounds left (every key has its row) is checked in
+ * a fixed pseudo-random order.
+ */
+export async function setup(name, { dir, path, randomOrder }) {
   const subject = await makeSubject(name, path ?? join(dir, `${name}.db`));
+  if (randomOrder) return { ...subject, keys: shuffled(100_000).map((i) => `user:${i}`) };
   const keys = makeKeys(100_000);
   // Every key once before anything is timed, so rounds measure a working set of 100k clients that
   // all have a row, not the first-ever insert of each (which only the first rounds would meet).
@@ -168,6 +179,20 @@ export default async function run(ctx) {
       const r = raw[name];
       results[name] = r.missing ? r : Object.fromEntries(LEVELS.map((l) => [l, summarize(r[l])]));
     }
+    // Skipped in --quick, like the multi-process run: its time budget has no room for it.
+    const random = ctx.quick
+      ? {}
+      : await interleave(ctx, import.meta.url, {
+          subjects: RANDOM_SUBJECTS,
+          cases: [RANDOM_CASE],
+          options: { dir, randomOrder: true },
+          ...timing,
+          label,
+        });
+    for (const name of RANDOM_SUBJECTS) {
+      const r = random[name];
+      if (r && !r.missing && !results[name].missing) results[name].random = summarize(r.random);
+    }
     const multi = {};
     // Skipped in --quick: two more 4-process runs would not fit its time budget.
     for (const name of ctx.quick ? [] : ['sliding-window', RLF]) {
@@ -181,13 +206,14 @@ export default async function run(ctx) {
 
     const rows = names.map((name) => {
       const r = results[name];
-      if (r.missing) return [label(name), r.missing, '', '', ''];
+      if (r.missing) return [label(name), r.missing, '', '', '', ''];
       const m = multi[name];
       return [
         label(name),
         fmtOps(r[1]),
         fmtNum(r[1].nsPerOp / 1000, 1),
         fmtOps(r[64]),
+        r.random ? fmtOps(r.random) : random[name]?.missing ? 'failed' : '',
         m ? (m.missing ?? `${fmtInt(m.opsPerSec)} (1 process: ${fmtInt(m.aloneOpsPerSec)})`) : '',
       ];
     });
@@ -242,12 +268,14 @@ export default async function run(ctx) {
             '1 in flight checks/s',
             '1 in flight µs/check',
             '64 in flight checks/s',
+            '64 in flight, keys in random order, checks/s',
             `${PROCESSES} processes × 64 in flight, total checks/s`,
           ],
           rows,
           notes: [
             "File on local disk in a fresh temp directory per run; WAL, synchronous=NORMAL for both (floodgate's default; " +
               'the peer set the same so both promise the same durability). Keys cycle through 100,000 distinct keys, each checked once before the timed rounds (so every key has its row: the steady state, not first inserts); subjects interleaved within each round, each timed run after an untimed quarter of its length. ' +
+              '"Keys in random order" checks the same 100,000 keys (the file the key-order rounds left) in a fixed pseudo-random order, as clients arrive at a server, for the default algorithm and the peer: the checks of a group then land on as many pages of the file as there are checks, where keys taken in turn share a few, and a commit writes every page it changed. ' +
               `The last column runs ${PROCESSES} processes on one shared file at once (default algorithm for floodgate), ` +
               'after every process warmed up; 3 rounds of 2 s, each timing one process alone then all together; medians, ' +
               'and the target takes the median of the per-round ratios. On a 2-core machine 4 processes compete for 2 cores, ' +

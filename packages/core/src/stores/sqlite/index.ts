@@ -592,9 +592,6 @@ export class SqliteStore implements Store {
       // Before anything is written: a file with pages keeps its page size (WAL mode cannot change it).
       db.pragma(`page_size = ${PAGE_SIZE_BYTES}`);
     }
-    if (process.env.FG_PAGE_SIZE) db.pragma(`page_size = ${process.env.FG_PAGE_SIZE}`);
-    if (process.env.FG_CACHE) db.pragma(`cache_size = ${process.env.FG_CACHE}`);
-    if (process.env.FG_MMAP) db.pragma(`mmap_size = ${process.env.FG_MMAP}`);
     if (!db.memory && !db.readonly) {
       // Switching to WAL needs a moment alone with the file; several processes opening a new file
       // at once may find it taken, so retry within the busy timeout.

@@ -69,6 +69,20 @@ describe('SQLite store, several processes on one file', () => {
     await store.close();
   }, 120_000);
 
+  it('4 processes x 300 checks made alone (each awaited before the next) on one key, limit 500: exactly 500 admitted', async () => {
+    // Each process's copy of the row goes stale whenever another commits, so its one-UPDATE lone
+    // check (written only if the row is as cached) often matches nothing and the check goes through
+    // a transaction instead.
+    const four = await startWorkers(join(dir, 'alone.db'), 4);
+    for (const w of four) w.send('burst token-bucket alone: 300 500 0');
+    const results = await Promise.all(
+      four.map((w) => w.next<{ admitted: number; denied: number; failed: number; codes: string[] }>()),
+    );
+    expect(results.flatMap((r) => r.codes)).toEqual([]);
+    expect(results.reduce((sum, r) => sum + r.admitted, 0)).toBe(500);
+    expect(results.reduce((sum, r) => sum + r.admitted + r.denied, 0)).toBe(1200);
+  }, 120_000);
+
   it('a writer killed with SIGKILL loses nothing it saw committed; integrity_check is ok; a new process agrees', async () => {
     const path = join(dir, 'killed.db');
     const [writer] = await startWorkers(path, 1);

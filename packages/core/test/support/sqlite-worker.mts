@@ -1,7 +1,8 @@
 // A separate process using a SQLite file, driven over stdin; every answer is one JSON line.
 //   burst <algorithm> <prefix> <n> <limit> [wave]
 //                                           n checks on key "hot" (window 1h), all at once or `wave` per
-//                                           event-loop turn (many small transactions): {admitted, denied, failed, codes}
+//                                           event-loop turn (many small transactions), or with wave 0 one
+//                                           at a time, each awaited before the next: {admitted, denied, failed, codes}
 //   flood <prefix>                          checks forever in groups of 64 on key "flood" (limit 1e9);
 //                                           after each group commits: {committed: admitted so far}
 //   peek <algorithm> <prefix> <limit>       {remaining} of key "hot" (or "flood" when limit is 1e9)
@@ -23,6 +24,14 @@ for await (const line of createInterface({ input: process.stdin })) {
     const [algorithm, prefix, n, limit, wave = n] = args;
     const policies = policiesOf(algorithm, prefix, Number(limit));
     const calls: Promise<unknown>[] = [];
+    if (wave === '0') {
+      // Checks made alone: each a group of one, decided from this process's cached row when it has one.
+      for (let i = 0; i < Number(n); i++) {
+        const call = store.consume('hot', policies, 1);
+        calls.push(call);
+        await call.catch(() => {});
+      }
+    }
     while (calls.length < Number(n)) {
       for (let i = 0; i < Number(wave) && calls.length < Number(n); i++) {
         calls.push(store.consume('hot', policies, 1));

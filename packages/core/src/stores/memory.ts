@@ -67,6 +67,7 @@ interface Bucket {
  * and the slots of the key it checked last.
  */
 interface PolicyList {
+  readonly policies: readonly Policy[];
   readonly buckets: number[];
   readonly slots: number[];
   readonly states: (AlgorithmState | undefined)[];
@@ -119,7 +120,7 @@ export class MemoryStore implements Store {
   private hotBucket = NONE;
   private hotSlot = NONE;
   /** The several-policy path's lists, the one used last first. */
-  private lastList: { policies: readonly Policy[]; list: PolicyList } | undefined;
+  private lastList: PolicyList | undefined;
   private readonly lists = new WeakMap<readonly Policy[], PolicyList>();
   private readonly sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -289,10 +290,11 @@ export class MemoryStore implements Store {
 
   private listOf(policies: readonly Policy[]): PolicyList {
     const last = this.lastList;
-    if (last !== undefined && last.policies === policies) return last.list;
+    if (last !== undefined && last.policies === policies) return last;
     let list = this.lists.get(policies);
     if (list === undefined) {
       list = {
+        policies,
         buckets: policies.map((policy) => this.bucket(policy.bucket).id),
         slots: policies.map(() => NONE),
         states: policies.map(() => undefined),
@@ -304,7 +306,7 @@ export class MemoryStore implements Store {
       };
       this.lists.set(policies, list);
     }
-    this.lastList = { policies, list };
+    this.lastList = list;
     return list;
   }
 

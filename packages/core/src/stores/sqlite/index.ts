@@ -355,11 +355,12 @@ export class SqliteStore implements Store {
   }
 
   consume(key: string, policies: readonly Policy[], cost: number): Promise<readonly PolicyDecision[]> {
-    return this.enqueue(
-      key,
-      () => this.consumeNow(key, policies, cost),
-      () => this.consumeAlone(key, policies, cost),
-    );
+    // Only one policy on a cached file can go alone (consumeAlone): no closure for it otherwise.
+    const alone =
+      policies.length === 1 && this.rows !== undefined
+        ? () => this.consumeAlone(key, policies, cost)
+        : undefined;
+    return this.enqueue(key, () => this.consumeNow(key, policies, cost), alone);
   }
 
   peek(key: string, policies: readonly Policy[]): Promise<readonly PolicyDecision[]> {
@@ -754,17 +755,18 @@ export class SqliteStore implements Store {
    * statement is its own write transaction, as atomic as BEGIN IMMEDIATE ... COMMIT around a read and
    * a write: if it changed the row, the row was as cached when it was written, so the decision is the
    * one a read inside the transaction would have given. It spares the BEGIN, the data_version read
-   * and the COMMIT statements, ~2 µs of a ~30 µs lone check here. Undefined, with nothing written,
-   * whenever the usual transaction must decide instead: several policies, no cached row, a denial
-   * (made from a cached row that may be stale, so decided again from the file), a row whose sweep
-   * minute moves, a row changed by another connection, or a busy file.
+   * and the COMMIT statements, ~2 µs of a ~30 µs lone check here. Offered by consume() for one
+   * policy on a store with a row cache only. Undefined, with nothing written, whenever the usual
+   * transaction must decide instead: no cached row, a denial (made from a cached row that may be
+   * stale, so decided again from the file), a row whose sweep minute moves, a row changed by
+   * another connection, or a busy file.
    */
   private consumeAlone(
     key: string,
     policies: readonly Policy[],
     cost: number,
   ): readonly PolicyDecision[] | undefined {
-    const row = policies.length === 1 ? this.rows?.get(policies[0].bucket, key) : undefined;
+    const row = this.rows?.get(policies[0].bucket, key);
     if (row === undefined) return undefined;
     const now = this.clock();
     const result = evaluate(policies, [live(row, now)], now, cost);

@@ -4,9 +4,19 @@
  * missing-driver error. Real files in a temporary directory throughout.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
@@ -711,27 +721,89 @@ describe('SqliteStore: driver', () => {
   });
 
   it('without better-sqlite3 installed: FLOODGATE_MISSING_DRIVER saying what to install', () => {
-    // A copy of the core sources where no node_modules can be found above them.
-    const isolated = mkdtempSync(join(tmpdir(), 'floodgate-nodriver-'));
-    try {
-      cpSync(fileURLToPath(new URL('../src', import.meta.url)), join(isolated, 'src'), { recursive: true });
-      writeFileSync(
-        join(isolated, 'probe.mts'),
-        `import { createStore } from './src/uri.ts';
-         try { createStore('sqlite:///${join(isolated, 'x.db')}'); console.log('opened'); }
-         catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`,
-      );
-      const out = execFileSync(process.execPath, ['--import', 'tsx', join(isolated, 'probe.mts')], {
-        cwd: fileURLToPath(new URL('../../..', import.meta.url)), // where tsx resolves
-        encoding: 'utf8',
-        env: { ...process.env, NODE_PATH: '' }, // npx puts the hoisted packages on NODE_PATH
-      });
-      const result = JSON.parse(out.trim());
-      expect(result.code).toBe('FLOODGATE_MISSING_DRIVER');
-      expect(result.message).toContain('npm install better-sqlite3');
-      expect(existsSync(join(isolated, 'x.db'))).toBe(false);
-    } finally {
-      rmSync(isolated, { recursive: true, force: true });
-    }
+    withIsolatedCore(
+      () => {},
+      (isolated, result) => {
+        expect(result.code).toBe('FLOODGATE_MISSING_DRIVER');
+        expect(result.message).toContain('npm install better-sqlite3');
+        expect(existsSync(join(isolated, 'x.db'))).toBe(false);
+      },
+    );
   });
+
+  // better-sqlite3 loads its binary on the first `new Database()`: a binary built for another
+  // Node.js, or none (pnpm 10 without onlyBuiltDependencies), fails there, and is the package's
+  // fault, not the file's. The real package and its loader, with a binary that is no binary.
+  for (const [what, binary] of [
+    ['a native binary that does not load (built for another Node.js, say)', 'not an ELF file'],
+    ['no native binary at all (pnpm 10 skipped its build script)', undefined],
+  ] as const) {
+    it(`better-sqlite3 with ${what}: FLOODGATE_MISSING_DRIVER saying to rebuild it`, () => {
+      withIsolatedCore(
+        (modules) => {
+          // The real packages, found as Node finds them, copied without their binary.
+          const packageDir = (name: string, from: string) =>
+            dirname(realpathSync(createRequire(from).resolve(`${name}/package.json`)));
+          const driverDir = packageDir('better-sqlite3', import.meta.url);
+          const bindingsDir = packageDir('bindings', join(driverDir, 'package.json'));
+          const uriDir = packageDir('file-uri-to-path', join(bindingsDir, 'package.json'));
+          cpSync(bindingsDir, join(modules, 'bindings'), { recursive: true });
+          cpSync(uriDir, join(modules, 'file-uri-to-path'), { recursive: true });
+          const driver = join(modules, 'better-sqlite3');
+          for (const part of ['package.json', 'lib']) {
+            cpSync(join(driverDir, part), join(driver, part), { recursive: true });
+          }
+          if (binary !== undefined) {
+            mkdirSync(join(driver, 'build', 'Release'), { recursive: true });
+            writeFileSync(join(driver, 'build', 'Release', 'better_sqlite3.node'), binary);
+          }
+        },
+        (isolated, result) => {
+          expect(result.code).toBe('FLOODGATE_MISSING_DRIVER');
+          expect(result.message).toContain('native binary did not load');
+          expect(result.message).toContain(`another Node.js than ${process.version}`);
+          expect(result.message).toContain('npm rebuild better-sqlite3');
+          expect(result.message).toContain('"onlyBuiltDependencies": ["better-sqlite3"]');
+          // The loader's own words are kept, on one line, without the paths it tried.
+          expect(result.message).toContain(
+            binary === undefined ? 'Could not locate the bindings file' : 'better_sqlite3.node',
+          );
+          expect(result.message).not.toContain('\n');
+          expect(result.message).not.toContain('→');
+          expect(result.message).not.toContain('writable file'); // not blamed on the path
+          expect(existsSync(join(isolated, 'x.db'))).toBe(false);
+        },
+      );
+    });
+  }
 });
+
+/**
+ * A copy of the core sources where no node_modules can be found above them, `prepare` filling its
+ * own node_modules; it creates a SQLite store there in a process of its own and hands `check` the
+ * error's code and message.
+ */
+function withIsolatedCore(
+  prepare: (modules: string) => void,
+  check: (isolated: string, result: { code: string; message: string }) => void,
+): void {
+  const isolated = mkdtempSync(join(tmpdir(), 'floodgate-nodriver-'));
+  try {
+    cpSync(fileURLToPath(new URL('../src', import.meta.url)), join(isolated, 'src'), { recursive: true });
+    prepare(join(isolated, 'node_modules'));
+    writeFileSync(
+      join(isolated, 'probe.mts'),
+      `import { createStore } from './src/uri.ts';
+       try { createStore('sqlite:///${join(isolated, 'x.db')}'); console.log('opened'); }
+       catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`,
+    );
+    const out = execFileSync(process.execPath, ['--import', 'tsx', join(isolated, 'probe.mts')], {
+      cwd: fileURLToPath(new URL('../../..', import.meta.url)), // where tsx resolves
+      encoding: 'utf8',
+      env: { ...process.env, NODE_PATH: '' }, // npx puts the hoisted packages on NODE_PATH
+    });
+    check(isolated, JSON.parse(out.trim()));
+  } finally {
+    rmSync(isolated, { recursive: true, force: true });
+  }
+}

@@ -22,15 +22,14 @@ export function loadDriver(moduleName = 'better-sqlite3'): DatabaseConstructor {
     loaded = requireHere(moduleName) as DatabaseConstructor;
   } catch (error) {
     const code = (error as { code?: string }).code;
-    const missing = code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND';
-    throw new FloodgateError(
-      'FLOODGATE_MISSING_DRIVER',
-      missing
-        ? `the SQLite store needs the ${moduleName} package; run: npm install ${moduleName}`
-        : `${moduleName} is installed but failed to load (${(error as Error).message}); ` +
-            `its native binary may be built for another Node.js: run: npm rebuild ${moduleName}`,
-      { cause: error },
-    );
+    if (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') {
+      throw new FloodgateError(
+        'FLOODGATE_MISSING_DRIVER',
+        `the SQLite store needs the ${moduleName} package; run: npm install ${moduleName}`,
+        { cause: error },
+      );
+    }
+    throw unloadableBinary(moduleName, error);
   }
   if (moduleName === 'better-sqlite3') {
     driver = loaded;
@@ -72,13 +71,44 @@ function warnIfUnsafePair(node: string, betterSqlite3: string | undefined): void
   process.emitWarning(message, { code: 'FLOODGATE_UNSAFE_SQLITE_DRIVER' });
 }
 
+/**
+ * better-sqlite3 loads its native binary on the first `new Database()`, not when required: a binary
+ * built for another Node.js (NODE_MODULE_VERSION), one that did not load, or none at all (pnpm 10
+ * skips install scripts unless allowed) fails there. That is the package's fault, not the file's.
+ */
+function isUnloadableBinary(error: unknown): boolean {
+  if ((error as { code?: string }).code === 'ERR_DLOPEN_FAILED') return true;
+  const message = error instanceof Error ? error.message : '';
+  return /Could not locate the bindings file|NODE_MODULE_VERSION|did not self-register/.test(message);
+}
+
+function unloadableBinary(moduleName: string, error: unknown): FloodgateError {
+  const cause = error instanceof Error ? error.message : String(error);
+  return new FloodgateError(
+    'FLOODGATE_MISSING_DRIVER',
+    `${moduleName} is installed but its native binary did not load (${oneLine(cause)}); ` +
+      `it is missing or built for another Node.js than ${process.version}: run: npm rebuild ${moduleName} ` +
+      `(with pnpm 10, first allow its build: "pnpm": { "onlyBuiltDependencies": ["${moduleName}"] } in package.json)`,
+    { cause: error },
+  );
+}
+
+/** The loader's message on one line, without the list of paths `bindings` tried (one per line, "→ …"). */
+function oneLine(text: string): string {
+  return text
+    .split('\n')
+    .filter((line) => !line.trim().startsWith('→'))
+    .map((line) => line.trim())
+    .join(' ');
+}
+
 /** Open (creating if needed) the database file at `path`. */
 export function openDatabase(path: string, busyTimeoutMs: number): Database {
   const Driver = loadDriver();
   try {
     return new Driver(path, { timeout: busyTimeoutMs });
   } catch (error) {
-    throw openFailed(path, error);
+    throw isUnloadableBinary(error) ? unloadableBinary('better-sqlite3', error) : openFailed(path, error);
   }
 }
 

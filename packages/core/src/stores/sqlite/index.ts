@@ -7,18 +7,18 @@
  *
  * Speed: a transaction costs far more than the work in it, so every call that arrives within one
  * turn of the event loop joins one group, run in arrival order in one transaction (group commit),
- * and each caller's promise settles after the commit. Each check in the group is still
- * all-or-nothing, and sees the writes of the checks before it. Reading a row by key costs twice
- * what writing it back does, so rows this connection knows are kept, and read again by rowid only
- * after another connection wrote the file (row-cache.ts). A check alone on a cached row skips the
- * transaction statements: one UPDATE that writes only if the row is as cached (consumeAlone).
+ * and each caller's promise settles after the commit (when a group is ready: group-commit.ts).
+ * Each check in the group is still all-or-nothing, and sees the writes of the checks before it.
+ * Reading a row by key costs twice what writing it back does, so rows this connection knows are
+ * kept, and read again by rowid only after another connection wrote the file (row-cache.ts). A
+ * check alone on a cached row skips the transaction statements: one UPDATE that writes only if the
+ * row is as cached (consumeAlone).
  *
  * Bounded: every row carries expires_at; expired rows read as absent and are deleted in the
  * background in small batches (an index on the minute of expiry finds them).
  */
 import { assertKnownOptions, FloodgateError, show } from '../../errors.js';
 import { evaluate, peekPolicy } from '../../evaluate.js';
-import { microtask } from '../../microtask.js';
 import type {
   AlgorithmState,
   Clock,
@@ -31,6 +31,7 @@ import type {
 import { invalidUri, numberParam, rejectUnknownParams, splitUri, withPrefix } from '../../uri.js';
 import { decodeState, encodeState } from './codec.js';
 import { type Database, loadDriver, openDatabase, openFailed, sleepSync } from './driver.js';
+import { GroupCommit } from './group-commit.js';
 import { type CachedRow, cacheable, RowCache } from './row-cache.js';
 import { ENTRIES_TABLE, migrate, SWEEP_GRAIN_MS, sweepAfter } from './schema.js';
 
@@ -79,22 +80,6 @@ const SYNCHRONOUS: readonly SqliteSynchronous[] = ['off', 'normal', 'full', 'ext
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 const DEFAULT_SWEEP_INTERVAL_MS = 10_000;
 const DEFAULT_ROW_CACHE_SIZE = 100_000;
-/** Most calls in one transaction: bounds how long one group holds the write lock. */
-const MAX_GROUP = 1024;
-/**
- * After a group commits, the store waits this many microtask hops for the callers it answered to
- * make their next calls, and commits those at once instead of at the next turn of the event loop: a
- * caller checking one key after another would otherwise pay a loop turn per check (~3.5 µs here, a
- * tenth of a lone check). Measured: a caller awaiting the store calls again 1 hop after the commit,
- * one awaiting a Limiter's Decision 2; 8 leaves room for a few async functions in between. Calls
- * that arrive from I/O, as HTTP requests do, are in no such chain and still gather in the turn's group.
- */
-const LOOK_HOPS = 8;
-/**
- * Longest stretch of groups committed from microtasks before the store lets the event loop turn, so
- * that I/O and timers still run when callers keep it busy.
- */
-const LOOK_BUDGET_MS = 1;
 /** Expired rows deleted per sweep transaction; the sweep yields to requests between batches. */
 const SWEEP_BATCH = 500;
 /** Rows read per page by entries(). */
@@ -178,13 +163,8 @@ export class SqliteStore implements Store {
   private readonly rollbackTo;
   /** SQLite's busy handler is off (busy_timeout 0) and the store retries a busy lock itself. */
   private ownBusyWait = false;
-  private pending: Pending[] = [];
-  /** A flush waits for the event loop's turn (setImmediate). */
-  private scheduled = false;
-  /** Microtask hops left before the look for calls made by the callers just answered (see LOOK_HOPS). */
-  private hopsLeft = 0;
-  /** When the current stretch of groups committed from microtasks began (0: none). */
-  private lookingSince = 0;
+  /** Calls waiting to be committed, and when they are (group-commit.ts). */
+  private readonly groups = new GroupCommit<Pending>((group) => this.commitGroup(group));
   private sweeping = false;
   private lastSweepError: string | undefined;
   private readonly sweepTimer: NodeJS.Timeout | undefined;
@@ -444,7 +424,7 @@ export class SqliteStore implements Store {
   /** Settle every queued call, stop the sweep, and close the database if this store opened it. */
   async close(): Promise<void> {
     if (this.closed) return;
-    while (this.pending.length > 0) this.flush();
+    this.groups.drain();
     this.closed = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
@@ -625,37 +605,15 @@ export class SqliteStore implements Store {
       );
     }
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ run, alone, resolve: resolve as (value: never) => void, reject });
-      // While the store looks for the calls of callers just answered, the look flushes this one too.
-      if (this.hopsLeft === 0) this.flushOnNextTurn();
+      this.groups.add({ run, alone, resolve: resolve as (value: never) => void, reject });
     });
   }
 
-  /** Have what is queued committed at the next turn of the event loop (once, however often asked). */
-  private flushOnNextTurn(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(this.flushOnTurn);
-  }
-
-  /** The event loop's turn: commit what gathered since, and start a new stretch (see LOOK_BUDGET_MS). */
-  private readonly flushOnTurn = (): void => {
-    this.scheduled = false;
-    this.lookingSince = 0;
-    this.flush();
-  };
-
-  /** Run up to MAX_GROUP queued calls in one BEGIN IMMEDIATE transaction, then settle them. */
-  private flush(): void {
-    let group: Pending[];
-    if (this.pending.length <= MAX_GROUP) {
-      group = this.pending;
-      this.pending = [];
-    } else {
-      group = this.pending.splice(0, MAX_GROUP);
-      this.flushOnNextTurn();
-    }
-    if (group.length === 0) return;
+  /**
+   * One group, in one BEGIN IMMEDIATE transaction (or a check made alone, see consumeAlone), then
+   * every call in it settled: all committed, or all rolled back and rejected.
+   */
+  private commitGroup(group: Pending[]): void {
     if (group.length === 1 && group[0].alone !== undefined) {
       let result: unknown;
       try {
@@ -666,7 +624,6 @@ export class SqliteStore implements Store {
       if (result !== undefined) {
         this.written = true;
         group[0].resolve(result as never);
-        this.lookAgain();
         return;
       }
     }
@@ -682,32 +639,11 @@ export class SqliteStore implements Store {
       // The transaction rolled back: none of the group's checks happened, and each caller hears so.
       const failure = storeFailed(this.path, 'check', error);
       for (const call of group) call.reject(failure);
-      this.lookAgain();
       return;
     }
     this.written = true;
     for (let i = 0; i < group.length; i++) group[i].resolve(results[i] as never);
-    this.lookAgain();
   }
-
-  /** Wait LOOK_HOPS microtasks for the next calls of the callers just settled (see LOOK_HOPS). */
-  private lookAgain(): void {
-    if (this.scheduled || this.hopsLeft > 0 || this.closed) return;
-    this.hopsLeft = LOOK_HOPS;
-    microtask(this.hop);
-  }
-
-  private readonly hop = (): void => {
-    if (--this.hopsLeft > 0) {
-      microtask(this.hop);
-      return;
-    }
-    if (this.pending.length === 0 || this.closed) return;
-    const now = performance.now();
-    if (this.lookingSince === 0) this.lookingSince = now;
-    if (now - this.lookingSince < LOOK_BUDGET_MS) this.flush();
-    else this.flushOnNextTurn();
-  };
 
   private consumeNow(key: string, policies: readonly Policy[], cost: number): PolicyDecision[] {
     const now = this.clock();

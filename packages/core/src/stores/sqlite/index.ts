@@ -29,7 +29,7 @@ import type {
   StoreHealth,
 } from '../../types.js';
 import { invalidUri, numberParam, rejectUnknownParams, splitUri, withPrefix } from '../../uri.js';
-import { decodeState, encodeState } from './codec.js';
+import { decodeHexState, StateEncoder } from './codec.js';
 import { type Database, loadDriver, openDatabase, openFailed, sleepSync } from './driver.js';
 import { GroupCommit } from './group-commit.js';
 import { type CachedRow, cacheable, RowCache } from './row-cache.js';
@@ -125,7 +125,7 @@ interface Pending {
 }
 
 /** A row's columns as the check statements read them. */
-type StoredRow = [state: Uint8Array, expiresAt: number, sweepAfter: number];
+type StoredRow = [hexState: string, expiresAt: number, sweepAfter: number];
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite';
@@ -155,6 +155,9 @@ export class SqliteStore implements Store {
   private readonly selectById;
   /** Rows this connection knows (undefined: off, or a database handed in that its owner also writes). */
   private readonly rows: RowCache | undefined;
+  /** The state a statement writes, and the one consumeAlone expects to find (codec.ts). */
+  private readonly encoder = new StateEncoder();
+  private readonly expectedEncoder = new StateEncoder();
   private readonly begin;
   private readonly commit;
   private readonly rollback;
@@ -262,7 +265,7 @@ export class SqliteStore implements Store {
       const db = this.db;
       this.select = db
         .prepare(
-          `SELECT id, state, expires_at, sweep_after FROM ${ENTRIES_TABLE} WHERE bucket = ? AND key = ?`,
+          `SELECT id, hex(state), expires_at, sweep_after FROM ${ENTRIES_TABLE} WHERE bucket = ? AND key = ?`,
         )
         .raw();
       this.insert = db.prepare(
@@ -281,7 +284,7 @@ export class SqliteStore implements Store {
       // A cached row after another connection's commit: by rowid, if the rowid is still this key's.
       this.selectById = db
         .prepare(
-          `SELECT state, expires_at, sweep_after FROM ${ENTRIES_TABLE} WHERE id = ? AND bucket = ? AND key = ?`,
+          `SELECT hex(state), expires_at, sweep_after FROM ${ENTRIES_TABLE} WHERE id = ? AND bucket = ? AND key = ?`,
         )
         .raw();
       this.remove = db.prepare(`DELETE FROM ${ENTRIES_TABLE} WHERE bucket = ? AND key = ?`);
@@ -293,7 +296,7 @@ export class SqliteStore implements Store {
       const page = (from: string) =>
         db
           .prepare(
-            `SELECT bucket, key, state, expires_at FROM ${ENTRIES_TABLE}
+            `SELECT bucket, key, hex(state), expires_at FROM ${ENTRIES_TABLE}
              WHERE (bucket, key) ${from} (?, ?) ORDER BY bucket, key LIMIT ${ENTRIES_PAGE}`,
           )
           .raw();
@@ -372,7 +375,7 @@ export class SqliteStore implements Store {
     let key = '';
     for (;;) {
       this.assertOpen();
-      let rows: [string, string, Uint8Array, number][];
+      let rows: [string, string, string, number][];
       try {
         rows = page.all(bucket, key) as typeof rows;
       } catch (error) {
@@ -387,7 +390,7 @@ export class SqliteStore implements Store {
           yield {
             bucket: row[0],
             key: row[1],
-            state: decodeState(row[2]),
+            state: decodeHexState(row[2]),
             expiresAt: wallNow + (row[3] - now),
           };
         }
@@ -661,7 +664,7 @@ export class SqliteStore implements Store {
       const step = result.steps[i];
       if (result.allowed || step.rewound) {
         // The write lock is held since the reads, so a row read here is still there to update.
-        const state = encodeState(step.state);
+        const state = this.encoder.encode(step.state);
         const expiresAt = now + step.ttlMs;
         const minute = sweepAfter(expiresAt);
         const row = rows[i];
@@ -713,10 +716,10 @@ export class SqliteStore implements Store {
     const changes = withoutStack(
       () =>
         this.updateIfUnchanged.run(
-          encodeState(step.state),
+          this.encoder.encode(step.state),
           expiresAt,
           row.id,
-          encodeState(row.state),
+          this.expectedEncoder.encode(row.state),
           row.expiresAt,
           policies[0].bucket,
           key,
@@ -744,7 +747,7 @@ export class SqliteStore implements Store {
       if (cached.epoch === rows.epoch) return cached;
       const again = this.selectById.get(cached.id, bucket, key) as StoredRow | undefined;
       if (again !== undefined) {
-        cached.state = decodeState(again[0]);
+        cached.state = decodeHexState(again[0]);
         cached.expiresAt = again[1];
         cached.sweepAfter = again[2];
         cached.epoch = rows.epoch;
@@ -757,7 +760,7 @@ export class SqliteStore implements Store {
     if (found === undefined) return undefined;
     const row: CachedRow = {
       id: found[0],
-      state: decodeState(found[1]),
+      state: decodeHexState(found[1]),
       expiresAt: found[2],
       sweepAfter: found[3],
       epoch: rows?.epoch ?? 0,

@@ -14,6 +14,7 @@ import { invalidUri, redact, splitUri } from '../../uri.js';
 import { createClient, loadIoredis, type RedisClient, warnIfUnsafe } from './driver.js';
 import { clientPart, parseRedisKey, redisKey, scanPattern, slotOf } from './keys.js';
 import { floodgateScript } from './lua.js';
+import { ScriptCall } from './script-call.js';
 import { parseRedisUri } from './uri.js';
 
 export interface RedisStoreOptions {
@@ -73,8 +74,6 @@ const SPLIT_ABOVE = 8;
 /** Real-time floor of a key's TTL when the store is driven by a caller's clock. */
 const CLOCK_TTL_FLOOR_MS = 60_000;
 const SCAN_COUNT = 1000;
-/** After a FUNCTION LOAD failed (Redis unreachable), how long checks go by EVALSHA before it is tried again. */
-const FUNCTION_RETRY_MS = 5000;
 /** A Cluster call that ioredis gave up on after redirections (a slot moving) is sent again this often, this long apart. */
 const REDIRECT_RETRIES = 5;
 const REDIRECT_RETRY_MS = 100;
@@ -145,13 +144,8 @@ export class RedisStore implements Store {
     // Errors surface through the commands that fail; without a listener ioredis would log each one.
   };
   private closed = false;
-  /**
-   * Whether checks go by FCALL to the floodgate Redis Function (Redis 7+: the script's setup runs
-   * once at load instead of on every call) or by EVALSHA: 'unknown' until loaded, 'off' where the
-   * server refuses (Redis < 7, ACL) or until `functionsRetryAt` after a failed load.
-   */
-  private functions: 'unknown' | 'loading' | 'ready' | 'off' = 'unknown';
-  private functionsRetryAt = 0;
+  /** FCALL, EVALSHA or EVAL, and what to do when Redis lost the script (script-call.ts). */
+  private readonly scripts: ScriptCall;
 
   /** `createStore('redis://…')` lands here. */
   static fromUri(uri: string): RedisStore {
@@ -247,6 +241,7 @@ export class RedisStore implements Store {
     }
     this.deadlines = new DeadlineWatch(timeoutMs, this.description);
     this.commands = this.client as unknown as Commands;
+    this.scripts = new ScriptCall(this.commands, () => this.masters(), this.deadlines);
     this.cluster = this.client.isCluster === true;
     if (this.owned) this.commands.on('error', this.onError);
     this.startBoot();
@@ -604,10 +599,8 @@ export class RedisStore implements Store {
   }
 
   /**
-   * One script call (args: [name], numkeys, keys and arguments): FCALL once the library is loaded,
-   * else EVALSHA, and on NOSCRIPT (restart, failover, SCRIPT FLUSH) the script itself, which also
-   * caches it again. A function gone missing (FUNCTION FLUSH, a new node) falls back to the script
-   * for that call, and the library is loaded again.
+   * One script call (args: [name], numkeys, keys and arguments) once a command can be sent, under
+   * the store's deadline. FCALL, EVALSHA or EVAL, and NOSCRIPT: script-call.ts.
    */
   private evaluate(args: string[]): Promise<unknown> {
     try {
@@ -616,57 +609,7 @@ export class RedisStore implements Store {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.deadlines.watch(this.dispatch(args));
-  }
-
-  private dispatch(args: string[]): Promise<unknown> {
-    const functions = this.functions;
-    if (functions === 'ready') {
-      args[0] = floodgateScript().functionName;
-      return this.commands.fcall(...args).catch((error: unknown) => {
-        if (!(error instanceof Error) || !/function not found/i.test(error.message)) throw error;
-        if (this.functions === 'ready') this.functions = 'unknown';
-        return this.evaluateScript(args);
-      });
-    }
-    if (functions === 'unknown' || (functions === 'off' && performance.now() >= this.functionsRetryAt)) {
-      this.loadFunctions();
-    }
-    return this.evaluateScript(args);
-  }
-
-  private evaluateScript(args: string[]): Promise<unknown> {
-    const script = floodgateScript();
-    args[0] = script.sha;
-    return this.commands.evalsha(...args).catch((error: unknown) => {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return this.commands.eval([script.text, ...args.slice(1)]);
-    });
-  }
-
-  /** FUNCTION LOAD the library on every master, in the background; checks use EVALSHA meanwhile. */
-  private loadFunctions(): void {
-    this.functions = 'loading';
-    const library = floodgateScript().library;
-    const nodes = this.masters();
-    const loads =
-      nodes.length === 0
-        ? Promise.reject(new Error('no master known yet'))
-        : this.deadlines.watch(
-            Promise.all(nodes.map((node) => node.call('FUNCTION', 'LOAD', 'REPLACE', library))),
-          );
-    loads.then(
-      () => {
-        if (this.functions === 'loading') this.functions = 'ready';
-      },
-      (error: unknown) => {
-        const message = error instanceof Error ? error.message : String(error);
-        // A server without FUNCTION (Redis < 7) or an ACL that forbids it: EVALSHA for good.
-        const refused = /unknown command|unknown subcommand|NOPERM|no permissions/i.test(message);
-        this.functions = 'off';
-        this.functionsRetryAt = refused ? Number.POSITIVE_INFINITY : performance.now() + FUNCTION_RETRY_MS;
-      },
-    );
+    return this.deadlines.watch(this.scripts.send(args));
   }
 
   private startBoot(): void {

@@ -353,6 +353,57 @@ describe('on a private standalone server', () => {
     expect(await cli(server.port, 'info', 'commandstats')).toMatch(/cmdstat_fcall:calls=1,/);
   });
 
+  it('a client given without FCALL (ioredis before 5): every check goes by EVALSHA, exactly', async () => {
+    const client = new Redis({ port: server.port, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    Object.defineProperty(client, 'fcall', { value: undefined });
+    const given = new RedisStore({ client });
+    try {
+      const policies = parsePolicies('3/1m', { prefix: prefix() });
+      await given.consume('old', policies, 1); // the script is cached by now
+      await cli(server.port, 'config', 'resetstat');
+      const remaining: number[] = [];
+      for (let i = 0; i < 3; i++) remaining.push((await given.consume('old', policies, 1))[0].remaining);
+      expect(remaining).toEqual([1, 0, 0]);
+      const stats = await cli(server.port, 'info', 'commandstats');
+      expect(stats).toMatch(/cmdstat_evalsha:calls=3,/);
+      expect(stats).not.toMatch(/cmdstat_fcall:/);
+      expect(stats).not.toMatch(/cmdstat_function/);
+    } finally {
+      await given.close();
+      await client.quit();
+    }
+  });
+
+  it('a client given that throws instead of rejecting: its checks reject (a Limiter degrades), nothing is thrown uncaught', async () => {
+    const client = new Redis({ port: server.port, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    await new Promise((resolve) => client.once('ready', resolve));
+    for (const name of ['fcall', 'evalsha', 'call']) {
+      Object.defineProperty(client, name, {
+        value: () => {
+          throw new TypeError(`${name} is not supported by this wrapper`);
+        },
+      });
+    }
+    const given = new RedisStore({ client });
+    const limiter = new Limiter({ limit: '3/min', name: 'wrapped', store: given, skipOnError: true });
+    try {
+      const policies = parsePolicies('3/1m', { prefix: prefix() });
+      for (let i = 0; i < 2; i++) {
+        const error = await rejection(given.consume('w', policies, 1));
+        expect(error).toBeInstanceOf(FloodgateError);
+        expect(error.code).toBe('FLOODGATE_STORE_FAILED');
+        expect(String((error.cause as Error).message)).toContain('evalsha is not supported by this wrapper');
+      }
+      const decision = await limiter.consume('w');
+      expect(decision.degraded).toBe('open');
+      expect(decision.allowed).toBe(true);
+    } finally {
+      await limiter.close();
+      await given.close();
+      client.disconnect();
+    }
+  });
+
   it('rejects with a FloodgateError for a Redis error, never a raw value', async () => {
     const text = prefix();
     const policies = parsePolicies('3/1m', { prefix: text });

@@ -609,7 +609,15 @@ export class RedisStore implements Store {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.deadlines.watch(this.scripts.send(args));
+    let sent: Promise<unknown>;
+    try {
+      sent = this.scripts.send(args);
+    } catch (error) {
+      // A client given to the store that throws instead of rejecting: this runs in a flush, where
+      // a throw would be an uncaught exception; as a rejection it fails this batch's checks only.
+      sent = Promise.reject(error);
+    }
+    return this.deadlines.watch(sent);
   }
 
   private startBoot(): void {

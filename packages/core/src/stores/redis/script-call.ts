@@ -41,7 +41,11 @@ export class ScriptCall {
     private readonly masters: () => LibraryNode[],
     /** The store's deadline for the background library load. */
     private readonly deadlines: DeadlineWatch,
-  ) {}
+  ) {
+    // A client given to the store may have no FCALL (ioredis before 5, which the peer range
+    // excludes but an application may still hand over): EVALSHA, for good.
+    if (typeof commands.fcall !== 'function') this.refuse();
+  }
 
   /** One script call; `args` is [name slot, numkeys, ...keys, ...arguments], its first entry overwritten. */
   send(args: string[]): Promise<unknown> {
@@ -73,13 +77,20 @@ export class ScriptCall {
   private loadFunctions(): void {
     this.functions = 'loading';
     const library = floodgateScript().library;
-    const nodes = this.masters();
-    const loads =
-      nodes.length === 0
-        ? Promise.reject(new Error('no master known yet'))
-        : this.deadlines.watch(
-            Promise.all(nodes.map((node) => node.call('FUNCTION', 'LOAD', 'REPLACE', library))),
-          );
+    let loads: Promise<unknown>;
+    try {
+      const nodes = this.masters();
+      loads =
+        nodes.length === 0
+          ? Promise.reject(new Error('no master known yet'))
+          : this.deadlines.watch(
+              Promise.all(nodes.map((node) => node.call('FUNCTION', 'LOAD', 'REPLACE', library))),
+            );
+    } catch {
+      // A client that throws instead of answering (no `call` method, say): EVALSHA for good.
+      this.refuse();
+      return;
+    }
     loads.then(
       () => {
         if (this.functions === 'loading') this.functions = 'ready';
@@ -87,10 +98,18 @@ export class ScriptCall {
       (error: unknown) => {
         const message = error instanceof Error ? error.message : String(error);
         // A server without FUNCTION (Redis < 7) or an ACL that forbids it: EVALSHA for good.
-        const refused = /unknown command|unknown subcommand|NOPERM|no permissions/i.test(message);
-        this.functions = 'off';
-        this.retryAt = refused ? Number.POSITIVE_INFINITY : performance.now() + FUNCTION_RETRY_MS;
+        if (/unknown command|unknown subcommand|NOPERM|no permissions/i.test(message)) this.refuse();
+        else {
+          this.functions = 'off';
+          this.retryAt = performance.now() + FUNCTION_RETRY_MS;
+        }
       },
     );
+  }
+
+  /** Never try FCALL again on this client. */
+  private refuse(): void {
+    this.functions = 'off';
+    this.retryAt = Number.POSITIVE_INFINITY;
   }
 }

@@ -103,6 +103,14 @@ export function makeKeys(count, prefix = 'user:') {
   return keys;
 }
 
+/**
+ * makeKeys' keys for the numbers in `order`, each string made in that order (so a key is made just
+ * before it is used, as a server makes a request's key).
+ */
+export function keysInOrder(order, prefix = 'user:') {
+  return order.map((i) => `${prefix}${i}`);
+}
+
 /** 0 … count-1 in a fixed pseudo-random order (Fisher-Yates driven by a 32-bit xorshift). */
 export function shuffled(count) {
   const order = Array.from({ length: count }, (_, i) => i);

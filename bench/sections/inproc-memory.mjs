@@ -6,7 +6,7 @@ import { MemoryStore as ErlMemoryStore } from 'express-rate-limit';
 import { RateLimiterMemory, RateLimiterUnion } from 'rate-limiter-flexible';
 import { fmtInt } from '../lib/format.mjs';
 import { interleave } from '../lib/isolate.mjs';
-import { makeKeys, roundRatio, runInFlight, shuffled, summarize } from '../lib/measure.mjs';
+import { keysInOrder, makeKeys, roundRatio, runInFlight, shuffled, summarize } from '../lib/measure.mjs';
 import { ALGORITHMS } from '../lib/names.mjs';
 
 const HOUR_MS = 3_600_000;
@@ -98,7 +98,7 @@ export async function setup(name, options = {}) {
 async function randomOrder(name) {
   const op = await makeSubject(name);
   for (const key of makeKeys(RANDOM_CASE.keys)) await op(key);
-  return { op, keys: shuffled(RANDOM_CASE.keys).map((i) => `user:${i}`) };
+  return { op, keys: keysInOrder(shuffled(RANDOM_CASE.keys)) };
 }
 
 export function round(state, { id, durationMs }) {

@@ -10,7 +10,15 @@ import { RateLimiterSQLite } from 'rate-limiter-flexible';
 import { firstLine, untilHealthy } from '../lib/floodgate.mjs';
 import { fmtInt, fmtNum, fmtOps } from '../lib/format.mjs';
 import { interleave, openWorker } from '../lib/isolate.mjs';
-import { makeKeys, median, roundRatio, runInFlight, shuffled, summarize } from '../lib/measure.mjs';
+import {
+  keysInOrder,
+  makeKeys,
+  median,
+  roundRatio,
+  runInFlight,
+  shuffled,
+  summarize,
+} from '../lib/measure.mjs';
 import { ALGORITHMS } from '../lib/names.mjs';
 
 const HOUR_MS = 3_600_000;
@@ -99,7 +107,7 @@ async function makeSubject(name, path) {
  */
 export async function setup(name, { dir, path, randomOrder }) {
   const subject = await makeSubject(name, path ?? join(dir, `${name}.db`));
-  if (randomOrder) return { ...subject, keys: shuffled(100_000).map((i) => `user:${i}`) };
+  if (randomOrder) return { ...subject, keys: keysInOrder(shuffled(100_000)) };
   const keys = makeKeys(100_000);
   // Every key once before anything is timed, so rounds measure a working set of 100k clients that
   // all have a row, not the first-ever insert of each (which only the first rounds would meet).

@@ -207,6 +207,61 @@ export function statuses(replies: readonly Reply[]): Record<number, number> {
 }
 
 /**
+ * GET / limited to 10 a minute, hit by 40 requests at once: exactly 10 admitted, and their draft-11
+ * `remaining` values are 9 down to 0, each once (two admissions never read the same count).
+ */
+export async function expectExactUnderBurst(target: Target): Promise<void> {
+  const replies = await burst(40, () => request(target, '/'));
+  expect(statuses(replies)).toEqual({ 200: 10, 429: 30 });
+  const left = replies.filter((r) => r.status === 200).map((r) => Number(remaining(r)[0]));
+  expect(left.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+}
+
+/**
+ * GET / limited to 3 a minute, with the framework's proxy setting off: five requests, each claiming
+ * another address in X-Forwarded-For, all count against the one socket address.
+ */
+export async function expectForwardedForIgnored(target: Target): Promise<void> {
+  const codes = [];
+  for (let i = 0; i < 5; i++) {
+    const reply = await request(target, '/', { headers: { 'x-forwarded-for': `198.51.100.${i}` } });
+    codes.push(reply.status);
+  }
+  expect(codes).toEqual([200, 200, 200, 429, 429]);
+}
+
+/**
+ * GET / limited to 2 a minute, with the framework's proxy setting trusting 127.0.0.1: IPv6 clients
+ * in one /56 share a count (a third address in it is denied, one in the next /56 is not), and an
+ * IPv4-mapped IPv6 address counts as the IPv4 address it carries.
+ */
+export async function expectIpv6GroupedBy56(target: Target): Promise<void> {
+  const from = (ip: string) =>
+    request(target, '/', { headers: { 'x-forwarded-for': ip } }).then((r) => r.status);
+  expect(await from('2001:db8:1:1::1')).toBe(200);
+  expect(await from('2001:db8:1:2::abcd')).toBe(200);
+  expect(await from('2001:db8:1:ff:1:2:3:4')).toBe(429);
+  expect(await from('2001:db8:1:100::1')).toBe(200);
+  expect(await from('203.0.113.9')).toBe(200);
+  expect(await from('::ffff:203.0.113.9')).toBe(200);
+  expect(await from('203.0.113.9')).toBe(429);
+}
+
+/**
+ * A limit of 2 a minute with skipFailedRequests: four answers with `failed` status from `failedPath`
+ * count nothing, then GET /good is admitted twice and denied the third time.
+ */
+export async function expectFailuresUncounted(
+  target: Target,
+  failedPath: string,
+  failed: number,
+): Promise<void> {
+  for (let i = 0; i < 4; i++) expect((await request(target, failedPath)).status).toBe(failed);
+  const good = await sequence(3, () => request(target, '/good'));
+  expect(good.map((r) => r.status)).toEqual([200, 200, 429]);
+}
+
+/**
  * Retry-After is exact with `algorithm`: `serve` limits GET / to 3 requests a minute (`limit: '3/min'`)
  * with `store`, a MemoryStore on a clock this moves by hand. The 4th request is denied with
  * Retry-After = n whole seconds >= 1; a retry at n - 1 seconds is denied again (its Retry-After then

@@ -806,6 +806,41 @@ describe('SqliteStore: driver', () => {
   }
 });
 
+describe('SqliteStore with better-sqlite3 13', () => {
+  // From 13 the package requires build/Release/better_sqlite3.node itself (lib/binding.js) instead
+  // of going through `bindings`, and it needs Node 22, so it cannot be installed beside the suite's
+  // 12.x here: a stand-in package with 13's version and that one loading step, which makes Node
+  // throw its real MODULE_NOT_FOUND for the missing binary. (Found running the suite with 13.2.0.)
+  it('and no native binary: FLOODGATE_MISSING_DRIVER saying to rebuild it, not blamed on the path', () => {
+    withIsolatedCore(
+      (modules) => {
+        const driver = join(modules, 'better-sqlite3');
+        mkdirSync(join(driver, 'lib'), { recursive: true });
+        writeFileSync(
+          join(driver, 'package.json'),
+          JSON.stringify({ name: 'better-sqlite3', version: '13.2.0', main: 'lib/index.js' }),
+        );
+        writeFileSync(
+          join(driver, 'lib', 'index.js'),
+          `const path = require('path');
+           module.exports = function Database() {
+             require(path.join(__dirname, '..', 'build', 'Release', 'better_sqlite3.node'));
+           };`,
+        );
+      },
+      (isolated, result) => {
+        expect(result.code).toBe('FLOODGATE_MISSING_DRIVER');
+        expect(result.message).toContain('native binary did not load');
+        expect(result.message).toContain("Cannot find module '");
+        expect(result.message).toContain('better_sqlite3.node');
+        expect(result.message).toContain('npm rebuild better-sqlite3');
+        expect(result.message).not.toContain('writable file');
+        expect(existsSync(join(isolated, 'x.db'))).toBe(false);
+      },
+    );
+  });
+});
+
 /**
  * A copy of the core sources where no node_modules can be found above them, `prepare` filling its
  * own node_modules; it creates a SQLite store there in a process of its own and hands `check` the

@@ -75,10 +75,15 @@ function warnIfUnsafePair(node: string, betterSqlite3: string | undefined): void
  * better-sqlite3 loads its native binary on the first `new Database()`, not when required: a binary
  * built for another Node.js (NODE_MODULE_VERSION), one that did not load, or none at all (pnpm 10
  * skips install scripts unless allowed) fails there. That is the package's fault, not the file's.
+ * Up to 12.x the `bindings` package finds the binary ("Could not locate the bindings file"); from
+ * 13 the package requires build/Release/better_sqlite3.node itself, so a missing one is Node's
+ * MODULE_NOT_FOUND for that file.
  */
 function isUnloadableBinary(error: unknown): boolean {
-  if ((error as { code?: string }).code === 'ERR_DLOPEN_FAILED') return true;
+  const code = (error as { code?: string }).code;
+  if (code === 'ERR_DLOPEN_FAILED') return true;
   const message = error instanceof Error ? error.message : '';
+  if (code === 'MODULE_NOT_FOUND' && message.includes('better_sqlite3.node')) return true;
   return /Could not locate the bindings file|NODE_MODULE_VERSION|did not self-register/.test(message);
 }
 

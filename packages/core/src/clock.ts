@@ -1,12 +1,18 @@
 import type { Clock } from './types.js';
 
 /**
+ * Fixed for the life of the process (of the thread, in a worker), and read once: the getter costs
+ * ~20-35 ns a call here, a third of a reading, and the Limiter reads this clock on every store call.
+ */
+const TIME_ORIGIN = performance.timeOrigin;
+
+/**
  * Milliseconds since the epoch that never go backwards: the process start time plus a monotonic
  * counter. A wall-clock jump (NTP, suspend, a manual change) cannot make a window negative or
  * block a key forever. Stores shared between processes use their own clocks (SQLite: Date.now,
  * Redis: the server's TIME).
  */
-export const monotonicClock: Clock = () => performance.timeOrigin + performance.now();
+export const monotonicClock: Clock = () => TIME_ORIGIN + performance.now();
 
 export const wallClock: Clock = () => Date.now();
 

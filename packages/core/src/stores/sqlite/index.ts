@@ -3,7 +3,8 @@
  *
  * Exactness: every check runs the same `evaluate()` as the memory store (read the states, step,
  * write only if admitted) inside a `BEGIN IMMEDIATE` transaction, which holds the database's one
- * write lock from the first read to the commit, so checks from any number of processes serialise.
+ * write lock from the first read to the commit, so checks from any number of processes serialise
+ * (write-transaction.ts; the file's WAL journal and its checkpoints: wal.ts).
  *
  * Speed: a transaction costs far more than the work in it, so every call that arrives within one
  * turn of the event loop joins one group, run in arrival order in one transaction (group commit),
@@ -30,12 +31,15 @@ import type {
 } from '../../types.js';
 import { invalidUri, numberParam, rejectUnknownParams, splitUri, withPrefix } from '../../uri.js';
 import { decodeHexState, StateEncoder } from './codec.js';
-import { type Database, loadDriver, openDatabase, openFailed, sleepSync } from './driver.js';
+import { type Database, loadDriver, openDatabase, openFailed } from './driver.js';
 import { GroupCommit } from './group-commit.js';
 import { type CachedRow, cacheable, RowCache } from './row-cache.js';
-import { ENTRIES_TABLE, migrate, SWEEP_GRAIN_MS, sweepAfter } from './schema.js';
+import { ENTRIES_TABLE, SWEEP_GRAIN_MS, sweepAfter } from './schema.js';
+import { CHECKPOINT_INTERVAL_MS, checkpoint, configure, type SqliteSynchronous } from './wal.js';
 
-export type SqliteSynchronous = 'off' | 'normal' | 'full' | 'extra';
+export type { SqliteSynchronous };
+
+import { WriteTransactions, withoutStack } from './write-transaction.js';
 
 export interface SqliteStoreOptions {
   /** Database file (created if missing), or ':memory:'. Give this or `database`. */
@@ -84,34 +88,6 @@ const DEFAULT_ROW_CACHE_SIZE = 100_000;
 const SWEEP_BATCH = 500;
 /** Rows read per page by entries(). */
 const ENTRIES_PAGE = 500;
-/**
- * WAL pages after which a commit checkpoints (SQLite's default is 1,000). A checkpoint syncs the WAL
- * and the database file, and those syncs block the commit that runs it: at 1,000 pages they cost
- * more wall time per check than everything else in the check together. Files the store opens only.
- */
-const CHECKPOINT_PAGES = 10_000;
-/**
- * Page size of a file the store creates (SQLite's default is 4,096 bytes; an existing file keeps its
- * own). A row is ~80 bytes, and a check rewrites its row's page: every check made alone, and under
- * load every check on a key whose page no other check in the group touched (clients arriving in no
- * particular order), writes that page to the WAL, checksummed. Measured here, interleaved on 100k
- * keys: 2,048 took a check made alone +20-25% and 64 in flight on keys in random order +16-21%,
- * and cost 2-6% at 64 in flight on keys in turn (whose groups share pages); 1,024 made lone checks
- * faster still but cost 10-15% at 64 in flight either way.
- */
-const PAGE_SIZE_BYTES = 2048;
-/** A file the store opened is also checkpointed this often when written to, bounding what a power loss can take. */
-const CHECKPOINT_INTERVAL_MS = 1000;
-/** Longest the timed checkpoint waits for a moment with no writer to restart an overgrown WAL. */
-const RESTART_WAIT_MS = 50;
-/**
- * Waiting for another process's write lock on a file the store opened: SQLite's own busy handler
- * sleeps 1, 2, 5, 10, 15... ms between tries, while a group holds the lock for well under a
- * millisecond, so with several processes most of a wait was spent after the lock was free. The store
- * retries itself instead, first after FIRST_BUSY_WAIT_MS, doubling up to MAX_BUSY_WAIT_MS.
- */
-const FIRST_BUSY_WAIT_MS = 0.05;
-const MAX_BUSY_WAIT_MS = 1;
 
 interface Pending {
   readonly run: () => unknown;
@@ -158,14 +134,8 @@ export class SqliteStore implements Store {
   /** The state a statement writes, and the one consumeAlone expects to find (codec.ts). */
   private readonly encoder = new StateEncoder();
   private readonly expectedEncoder = new StateEncoder();
-  private readonly begin;
-  private readonly commit;
-  private readonly rollback;
-  private readonly savepoint;
-  private readonly release;
-  private readonly rollbackTo;
-  /** SQLite's busy handler is off (busy_timeout 0) and the store retries a busy lock itself. */
-  private ownBusyWait = false;
+  /** Groups' write transactions, and waiting for another process's write lock (write-transaction.ts). */
+  private readonly transactions: WriteTransactions;
   /** Calls waiting to be committed, and when they are (group-commit.ts). */
   private readonly groups = new GroupCommit<Pending>((group) => this.commitGroup(group));
   private sweeping = false;
@@ -261,7 +231,12 @@ export class SqliteStore implements Store {
       this.ownsDatabase = true;
     }
     try {
-      this.configure(synchronous ?? (this.ownsDatabase ? 'normal' : undefined));
+      configure(this.db, {
+        path: this.path,
+        synchronous: synchronous ?? (this.ownsDatabase ? 'normal' : undefined),
+        ownsDatabase: this.ownsDatabase,
+        busyTimeoutMs: this.busyTimeoutMs,
+      });
       const db = this.db;
       this.select = db
         .prepare(
@@ -312,17 +287,8 @@ export class SqliteStore implements Store {
         .raw();
       this.probe = db.prepare('SELECT 1').pluck();
       this.dataVersion = db.prepare('PRAGMA data_version').pluck();
-      this.begin = db.prepare('BEGIN IMMEDIATE');
-      this.commit = db.prepare('COMMIT');
-      this.rollback = db.prepare('ROLLBACK');
-      this.savepoint = db.prepare('SAVEPOINT floodgate_group');
-      this.release = db.prepare('RELEASE floodgate_group');
-      this.rollbackTo = db.prepare('ROLLBACK TO floodgate_group');
-      if (this.ownsDatabase) {
-        // Opening and migrating waited through SQLite's busy handler; from here on the store waits.
-        db.pragma('busy_timeout = 0');
-        this.ownBusyWait = true;
-      }
+      this.transactions = new WriteTransactions(db, this.busyTimeoutMs);
+      if (this.ownsDatabase) this.transactions.waitOwnWay();
     } catch (error) {
       if (this.ownsDatabase) this.db.close();
       throw error instanceof FloodgateError ? error : openFailed(this.path, error);
@@ -332,7 +298,7 @@ export class SqliteStore implements Store {
       this.sweepTimer.unref();
     }
     if (this.ownsDatabase && !this.db.memory) {
-      this.checkpointTimer = setInterval(() => this.checkpoint(), CHECKPOINT_INTERVAL_MS);
+      this.checkpointTimer = setInterval(() => this.checkpointIfWritten(), CHECKPOINT_INTERVAL_MS);
       this.checkpointTimer.unref();
     }
   }
@@ -480,7 +446,7 @@ export class SqliteStore implements Store {
   /** One batch of the sweep, in its own write transaction. */
   private sweepOnce(): number {
     let removed = 0;
-    this.writeTransaction(() => {
+    this.transactions.run(() => {
       const gone = this.sweepBatch.all(Math.floor(this.clock() / SWEEP_GRAIN_MS)) as [string, string][];
       // A cached row must not be updated by its old id once it is gone.
       if (this.rows !== undefined) for (const [bucket, key] of gone) this.rows.delete(bucket, key);
@@ -489,108 +455,11 @@ export class SqliteStore implements Store {
     return removed;
   }
 
-  /**
-   * Run `body` in a BEGIN IMMEDIATE transaction: committed if it returns, rolled back if it throws.
-   * Waiting for the write lock is SQLite's busy handler's job on a database we were given, ours on a
-   * file we opened (see FIRST_BUSY_WAIT_MS), up to busyTimeoutMs either way.
-   */
-  private writeTransaction(body: () => void): void {
-    if (this.db.inTransaction) {
-      // Only on a database we were given, whose application left its own transaction open: the
-      // calls join it as a savepoint (and are committed or rolled back with it).
-      this.savepoint.run();
-      try {
-        body();
-      } catch (error) {
-        this.rollbackTo.run();
-        throw error;
-      } finally {
-        this.release.run();
-      }
-      return;
-    }
-    if (this.ownBusyWait) this.retryBusy(this.begin);
-    else this.begin.run();
-    try {
-      body();
-      this.commit.run();
-    } catch (error) {
-      if (this.db.inTransaction) this.rollback.run();
-      throw error;
-    }
-  }
-
-  /** Run `statement` (no parameters), retrying while the file is busy, up to busyTimeoutMs. */
-  private retryBusy(statement: { run(): unknown }): void {
-    let deadline = 0;
-    let wait = FIRST_BUSY_WAIT_MS;
-    for (;;) {
-      try {
-        withoutStack(() => statement.run());
-        return;
-      } catch (error) {
-        if (!isBusy(error)) throw error;
-        const now = performance.now();
-        if (deadline === 0) deadline = now + this.busyTimeoutMs;
-        else if (now >= deadline) throw error;
-        sleepSync(Math.min(wait, deadline - now));
-        wait = Math.min(wait * 2, MAX_BUSY_WAIT_MS);
-      }
-    }
-  }
-
-  /** The timed checkpoint: PASSIVE, so it never waits for another connection; a busy file is left to the next. */
-  private checkpoint(): void {
+  /** The timed checkpoint (wal.ts), when something was committed since the last; a busy file waits for the next tick. */
+  private checkpointIfWritten(): void {
     if (!this.written || this.closed) return;
-    this.written = false;
-    try {
-      const [result] = this.db.pragma('wal_checkpoint(PASSIVE)') as { log: number }[];
-      if (result !== undefined && result.log > CHECKPOINT_PAGES) this.restartWal();
-    } catch {
-      this.written = true; // try again at the next interval
-    }
-  }
-
-  /**
-   * The WAL only starts over when a writer finds it entirely checkpointed, which writers from other
-   * processes committing without pause can keep from ever happening, and it grows meanwhile. Past
-   * CHECKPOINT_PAGES, wait (through SQLite's busy handler, at most RESTART_WAIT_MS) for a moment
-   * with no writer, checkpoint all of it and truncate it; if no such moment comes, the next tick
-   * tries again.
-   */
-  private restartWal(): void {
-    this.db.pragma(`busy_timeout = ${Math.min(RESTART_WAIT_MS, this.busyTimeoutMs)}`);
-    try {
-      this.db.pragma('wal_checkpoint(TRUNCATE)');
-    } finally {
-      this.db.pragma(`busy_timeout = ${this.ownBusyWait ? 0 : this.busyTimeoutMs}`);
-    }
-  }
-
-  private configure(synchronous: SqliteSynchronous | undefined): void {
-    const db = this.db;
-    db.pragma(`busy_timeout = ${this.busyTimeoutMs}`);
-    if (synchronous !== undefined) db.pragma(`synchronous = ${synchronous}`);
-    if (this.ownsDatabase) {
-      db.pragma(`wal_autocheckpoint = ${CHECKPOINT_PAGES}`);
-      // Before anything is written: a file with pages keeps its page size (WAL mode cannot change it).
-      db.pragma(`page_size = ${PAGE_SIZE_BYTES}`);
-    }
-    if (!db.memory && !db.readonly) {
-      // Switching to WAL needs a moment alone with the file; several processes opening a new file
-      // at once may find it taken, so retry within the busy timeout.
-      const deadline = Date.now() + this.busyTimeoutMs;
-      for (;;) {
-        try {
-          db.pragma('journal_mode = WAL');
-          break;
-        } catch (error) {
-          if ((error as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw error;
-          sleepSync(5);
-        }
-      }
-    }
-    migrate(db, this.path);
+    const { busyTimeoutMs, busyTimeoutSetting } = this.transactions;
+    this.written = !checkpoint(this.db, busyTimeoutMs, busyTimeoutSetting);
   }
 
   private enqueue<T>(key: string, run: () => T, alone?: () => T | undefined): Promise<T> {
@@ -632,7 +501,7 @@ export class SqliteStore implements Store {
     }
     const results: unknown[] = new Array(group.length);
     try {
-      this.writeTransaction(() => {
+      this.transactions.run(() => {
         this.rows?.validate(this.dataVersion.get());
         for (let i = 0; i < group.length; i++) results[i] = group[i].run();
       });
@@ -777,27 +646,6 @@ export class SqliteStore implements Store {
       );
     }
   }
-}
-
-/**
- * `attempt()`, with no stack trace captured if it throws: with several processes most tries of
- * BEGIN IMMEDIATE find the lock taken, and capturing a stack for each of those errors took ~5% of
- * the CPU of 4 processes sharing a file (profiled). The caller wraps any error it passes on in a
- * FloodgateError, which has its own stack.
- */
-function withoutStack<T>(attempt: () => T): T {
-  const depth = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return attempt();
-  } finally {
-    Error.stackTraceLimit = depth;
-  }
-}
-
-function isBusy(error: unknown): boolean {
-  const code = (error as { code?: unknown })?.code;
-  return typeof code === 'string' && code.startsWith('SQLITE_BUSY');
 }
 
 function live(row: CachedRow | undefined, now: number): AlgorithmState | undefined {

@@ -5,12 +5,12 @@
  * Cluster slot, because the client's per-command cost, not Redis, is what limits throughput.
  */
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
-import { ALGORITHMS } from '../../algorithms/index.js';
 import { assertKnownOptions, FloodgateError, show } from '../../errors.js';
 import { microtask } from '../../microtask.js';
 import { DeadlineWatch } from '../../resilience/deadline.js';
 import type { Clock, Policy, PolicyDecision, Store, StoreEntry, StoreHealth } from '../../types.js';
 import { invalidUri, redact, splitUri } from '../../uri.js';
+import { answerBatch, BatchEncoder, type Check } from './batch.js';
 import { createClient, loadIoredis, type RedisClient, warnIfUnsafe } from './driver.js';
 import { clientPart, parseRedisKey, redisKey, scanPattern, slotOf } from './keys.js';
 import { floodgateScript } from './lua.js';
@@ -100,17 +100,6 @@ interface Commands {
   connect(): Promise<void>;
 }
 
-interface Check {
-  readonly keys: string[];
-  readonly policies: readonly Policy[];
-  /** A cost, or 'p' for peek. */
-  readonly op: string;
-  /** The caller's clock reading, or '' for Redis TIME. */
-  readonly now: string;
-  readonly resolve: (decisions: PolicyDecision[]) => void;
-  readonly reject: (error: FloodgateError) => void;
-}
-
 export class RedisStore implements Store {
   readonly kind = 'redis';
   readonly defaults?: { readonly prefix?: string };
@@ -126,7 +115,8 @@ export class RedisStore implements Store {
   private readonly owned: boolean;
   private readonly cluster: boolean;
   private readonly clock: Clock | undefined;
-  private readonly floorTtl: string;
+  /** A batch's script arguments (batch.ts). */
+  private readonly encoder: BatchEncoder;
   private readonly maxBatch: number;
   private readonly connectTimeoutMs: number;
   private readonly description: string;
@@ -200,7 +190,7 @@ export class RedisStore implements Store {
       this.defaults = Object.freeze({ prefix });
     }
     this.clock = options.clock;
-    this.floorTtl = options.clock === undefined ? '0' : String(CLOCK_TTL_FLOOR_MS);
+    this.encoder = new BatchEncoder(options.clock === undefined ? '0' : String(CLOCK_TTL_FLOOR_MS));
     floodgateScript(); // read the scripts now: a broken install fails at construction, not per request
 
     if (parsed !== undefined) {
@@ -444,122 +434,17 @@ export class RedisStore implements Store {
     }
   }
 
-  private headerPolicies: readonly Policy[] | undefined;
-  private headerText = '';
-
-  /** The header of a batch whose first policy set is `policies`: kept for the last set seen (a route's). */
-  private header(policies: readonly Policy[]): string {
-    if (policies !== this.headerPolicies) {
-      this.headerText = `${this.floorTtl}|${setArgument(policies)}`;
-      this.headerPolicies = policies;
-    }
-    return this.headerText;
-  }
-
-  /**
-   * One script call for a batch. Consecutive checks with the same policies, op and clock reading
-   * (the usual case: one route, cost 1, Redis time) travel as one run, so a batch costs a few
-   * arguments plus its keys rather than several arguments per check. The header and run texts
-   * repeat from call to call, so the Redis Function parses each once (see lua/check.lua): a lone
-   * check is its key and three arguments.
-   */
+  /** One script call for a batch (its arguments and reply: batch.ts). */
   private send(batch: Check[], keyCount: number): void {
-    // Sized for one run, the usual batch (and every lone check): further runs and the repeated
-    // keys are pushed.
-    const args: string[] = new Array(5 + keyCount);
-    args[0] = ''; // the function name or the script's sha, set by evaluate()
-    args[1] = String(keyCount);
-    // args[2 + keyCount]: the header (the clock's TTL floor and the batch's policy sets), below.
-    let k = 2;
-    let at = 3 + keyCount; // where the next run goes
-    const firstPolicies = batch[0].policies;
-    let lastPolicies = firstPolicies;
-    let lastIndex = 1;
-    /** The sets after the first, when a batch mixes routes. */
-    let sets: Map<readonly Policy[], number> | undefined;
-    let extraSets = '';
-    let runStart = 0;
-    for (let c = 0; c < batch.length; c++) {
-      const check = batch[c];
-      const checkKeys = check.keys;
-      for (let i = 0; i < checkKeys.length; i++) args[k++] = checkKeys[i];
-      const next = batch[c + 1];
-      if (
-        next !== undefined &&
-        next.policies === check.policies &&
-        next.op === check.op &&
-        next.now === check.now
-      ) {
-        continue; // the run goes on
-      }
-      const policies = check.policies;
-      let index: number | undefined;
-      if (policies === lastPolicies) index = lastIndex;
-      else if (policies === firstPolicies) index = 1;
-      else {
-        sets ??= new Map();
-        index = sets.get(policies);
-        if (index === undefined) {
-          index = sets.size + 2;
-          sets.set(policies, index);
-          extraSets += `|${setArgument(policies)}`;
-        }
-      }
-      lastPolicies = policies;
-      lastIndex = index;
-      const run = `${c + 1 - runStart},${index},${check.op}`;
-      if (at < args.length) {
-        args[at] = run;
-        args[at + 1] = check.now;
-      } else {
-        args.push(run, check.now);
-      }
-      at += 2;
-      runStart = c + 1;
-    }
-    args[2 + keyCount] = this.header(firstPolicies) + extraSets;
-    if (batch.length > 1) {
-      // Keys that appear again (the same client twice in a batch) point the script at their first
-      // position, so a later check sees an earlier one's write.
-      const seen = new Map<string, number>();
-      let dups = '';
-      for (let j = 2; j < 2 + keyCount; j++) {
-        const first = seen.get(args[j]);
-        if (first === undefined) seen.set(args[j], j - 1);
-        else dups += `${dups === '' ? '' : ','}${j - 1}:${first}`;
-      }
-      if (dups !== '') args.push(dups);
-    }
+    const args = this.encoder.encode(batch, keyCount);
     this.stats.calls++;
     this.stats.checks += batch.length;
     this.inFlight++;
     this.call(args, 0).then(
       (reply) => {
         this.settled();
-        if (!Array.isArray(reply) || reply.length !== 3 * keyCount) {
+        if (!answerBatch(batch, keyCount, reply)) {
           this.fail(batch, new Error(`unexpected script reply ${show(reply)}`));
-          return;
-        }
-        let at = 0;
-        for (let c = 0; c < batch.length; c++) {
-          const check = batch[c];
-          const policies = check.policies;
-          const decisions: PolicyDecision[] = new Array(policies.length);
-          for (let i = 0; i < policies.length; i++) {
-            const policy = policies[i];
-            decisions[i] = {
-              policy: policy.name,
-              limit: policy.limit,
-              windowMs: policy.windowMs,
-              // Admitted is no wait: every denial waits at least 1 ms (lua/check.lua sends no flag).
-              allowed: reply[at + 2] === 0,
-              remaining: reply[at] as number,
-              resetMs: reply[at + 1] as number,
-              retryAfterMs: reply[at + 2] as number,
-            };
-            at += 3;
-          }
-          check.resolve(decisions);
         }
       },
       (error: unknown) => {
@@ -703,22 +588,6 @@ export class RedisStore implements Store {
   private assertOpen(): void {
     if (this.closed) throw closedError();
   }
-}
-
-const setArgumentCache = new WeakMap<readonly Policy[], string>();
-
-/** A route's policies as the script reads them: "tag,limit,windowMs,burst" joined by ';'; cached per policies array. */
-function setArgument(policies: readonly Policy[]): string {
-  let text = setArgumentCache.get(policies);
-  if (text === undefined) {
-    text = policies
-      .map(
-        (policy) => `${ALGORITHMS[policy.algorithm].tag},${policy.limit},${policy.windowMs},${policy.burst}`,
-      )
-      .join(';');
-    setArgumentCache.set(policies, text);
-  }
-  return text;
 }
 
 /**

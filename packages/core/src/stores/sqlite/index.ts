@@ -36,10 +36,9 @@ import { GroupCommit } from './group-commit.js';
 import { type CachedRow, cacheable, RowCache } from './row-cache.js';
 import { ENTRIES_TABLE, SWEEP_GRAIN_MS, sweepAfter } from './schema.js';
 import { CHECKPOINT_INTERVAL_MS, checkpoint, configure, type SqliteSynchronous } from './wal.js';
+import { WriteTransactions, withoutStack } from './write-transaction.js';
 
 export type { SqliteSynchronous };
-
-import { WriteTransactions, withoutStack } from './write-transaction.js';
 
 export interface SqliteStoreOptions {
   /** Database file (created if missing), or ':memory:'. Give this or `database`. */

@@ -36,7 +36,7 @@ import { GroupCommit } from './group-commit.js';
 import { type CachedRow, cacheable, RowCache } from './row-cache.js';
 import { ENTRIES_TABLE, SWEEP_GRAIN_MS, sweepAfter } from './schema.js';
 import { CHECKPOINT_INTERVAL_MS, checkpoint, configure, type SqliteSynchronous } from './wal.js';
-import { WriteTransactions, withoutStack } from './write-transaction.js';
+import { isBusy, WriteTransactions, withoutStack } from './write-transaction.js';
 
 export type { SqliteSynchronous };
 
@@ -672,7 +672,7 @@ function message(error: unknown): string {
 function storeFailed(path: string, what: string, error: unknown): FloodgateError {
   if (error instanceof FloodgateError) return error;
   const code = (error as { code?: string }).code;
-  const why = code?.startsWith('SQLITE_BUSY')
+  const why = isBusy(error)
     ? 'the database stayed locked by another connection for longer than busyTimeoutMs'
     : message(error);
   return new FloodgateError(

@@ -40,6 +40,17 @@ const file = () => join(dir, `t${++n}.db`);
 const hour = (limit: number, prefix: string, algorithm: (typeof ALGORITHM_NAMES)[number] = 'fixed-window') =>
   parsePolicies({ limit, window: '1h' }, { prefix, algorithm });
 
+/** Run `count` timers of `ms` one after another; the longest any of them took past its `ms`. */
+async function timerStalls(count: number, ms: number): Promise<number> {
+  let longest = 0;
+  for (let i = 0; i < count; i++) {
+    const start = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    longest = Math.max(longest, performance.now() - start - ms);
+  }
+  return longest;
+}
+
 function thrown(fn: () => unknown): FloodgateError {
   try {
     fn();
@@ -326,6 +337,72 @@ describe('SqliteStore: requests', () => {
     other.close();
     // The failed calls consumed nothing.
     expect((await store.consume('k', policies, 1))[0].remaining).toBe(8);
+    await store.close();
+  });
+
+  it('a lock held past the short blocking wait does not hold up the event loop; the check commits once it is free', async () => {
+    const path = file();
+    const store = new SqliteStore({ path, busyTimeoutMs: 2000, sweepIntervalMs: 0 });
+    const policies = hour(10, 'held:');
+    await store.consume('k', policies, 1);
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    let settled = false;
+    const pending = store.consume('k', policies, 1).finally(() => {
+      settled = true;
+    });
+    // While the check waits for the lock, timers keep running: this process could not have
+    // released the lock below if the wait blocked the loop (it did, for busyTimeoutMs, before).
+    const longestStall = await timerStalls(20, 5);
+    expect(settled).toBe(false);
+    expect(longestStall).toBeLessThan(1000);
+    other.exec('ROLLBACK');
+    expect((await pending)[0].remaining).toBe(8);
+    // The calls that arrived while it waited commit behind it, in order.
+    other.exec('BEGIN IMMEDIATE');
+    const queued = [1, 2, 3].map(() => store.consume('k', policies, 1));
+    await timerStalls(5, 5);
+    other.exec('ROLLBACK');
+    expect((await Promise.all(queued)).map(([d]) => d.remaining)).toEqual([7, 6, 5]);
+    other.close();
+    await store.close();
+  });
+
+  it('a Limiter answers by its failure policy within its deadline while the lock is held; the check it gave up on is still counted', async () => {
+    const path = file();
+    const store = new SqliteStore({ path, busyTimeoutMs: 2000, sweepIntervalMs: 0 });
+    const limiter = new Limiter({ limit: '10/h', prefix: 'late:', store, skipOnError: true, timeoutMs: 50 });
+    expect((await limiter.consume('k')).remaining).toBe(9);
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    const decision = await limiter.consume('k');
+    expect(decision.degraded).toBe('open');
+    expect(decision.allowed).toBe(true);
+    other.exec('ROLLBACK');
+    other.close();
+    // Like a Redis script that ran after its deadline: the check committed late and counts.
+    const [after] = await store.peek('k', limiter.policies);
+    expect(after.remaining).toBe(8);
+    await limiter.close();
+  });
+
+  it('the background sweep does not wait on a busy file; it deletes at its next interval once the file is free', async () => {
+    const path = file();
+    const clock = new TestClock();
+    const store = new SqliteStore({ path, busyTimeoutMs: 2000, sweepIntervalMs: 10, clock: clock.now });
+    await store.consume('k', hour(5, 'sweep-busy:'), 1);
+    clock.at(2 * 3_600_000 + 120_000);
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    const longestStall = await timerStalls(20, 5);
+    expect(longestStall).toBeLessThan(1000);
+    expect(other.prepare('SELECT count(*) FROM floodgate_entries').pluck().get()).toBe(1);
+    other.exec('ROLLBACK');
+    const deadline = Date.now() + 10_000;
+    while (store.swept < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(store.swept).toBe(1);
+    expect(other.prepare('SELECT count(*) FROM floodgate_entries').pluck().get()).toBe(0);
+    other.close();
     await store.close();
   });
 

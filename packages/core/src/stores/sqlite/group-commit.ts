@@ -7,8 +7,14 @@
  * current turn joins it. After a commit, the callers it answered usually call again within a few
  * microtasks (a loop awaiting one check after another): those calls are looked for after
  * LOOK_HOPS microtasks and committed at once, instead of waiting for the loop's turn.
+ *
+ * When another connection holds the write lock past the store's short blocking wait, the group is
+ * kept, ahead of the calls that arrive meanwhile, and tried again after a timer: the event loop
+ * runs in between.
  */
+import { performance } from 'node:perf_hooks';
 import { microtask } from '../../microtask.js';
+import { DEFERRED_RETRY_MS } from './write-transaction.js';
 
 /** Most calls in one transaction: bounds how long one group holds the write lock. */
 const MAX_GROUP = 1024;
@@ -36,9 +42,17 @@ export class GroupCommit<T> {
   /** When the current stretch of groups committed from microtasks began (0: none). */
   private lookingSince = 0;
   private stopped = false;
+  /** When the group at the head of `pending` first found the write lock taken (0: it has not). */
+  private busySince = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
 
-  /** `commit` runs one group (never empty) and settles every call in it; it must not throw. */
-  constructor(private readonly commit: (group: T[]) => void) {}
+  /**
+   * `commit` runs one group (never empty) and settles every call in it, and must not throw. It may
+   * instead answer false, with nothing run and nothing settled, when another connection holds the
+   * write lock: `busySince` is when this group first found it so (0: never yet), or undefined when the
+   * commit must wait for the lock however long it takes (closing).
+   */
+  constructor(private readonly commit: (group: T[], busySince: number | undefined) => boolean) {}
 
   /** Queue `call` for the next group. */
   add(call: T): void {
@@ -49,7 +63,8 @@ export class GroupCommit<T> {
 
   /** Commit everything queued now, group after group; later calls are the caller's to refuse. */
   drain(): void {
-    while (this.pending.length > 0) this.commitNow();
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    while (this.pending.length > 0) this.commitNow(true);
     this.stopped = true;
   }
 
@@ -62,25 +77,49 @@ export class GroupCommit<T> {
 
   /** The event loop's turn: commit what gathered since, and start a new stretch (see LOOK_BUDGET_MS). */
   private readonly commitOnTurn = (): void => {
+    if (this.retryTimer !== undefined) return; // the lock was found taken since: the timer commits
     this.scheduled = false;
     this.lookingSince = 0;
     this.commitNow();
   };
 
-  /** Commit up to MAX_GROUP queued calls as one group, then look for the calls its callers make next. */
-  private commitNow(): void {
+  /**
+   * Commit up to MAX_GROUP queued calls as one group, then look for the calls its callers make next;
+   * or, the write lock taken, keep them queued and try again after DEFERRED_RETRY_MS.
+   */
+  private commitNow(closing = false): void {
     let group: T[];
     if (this.pending.length <= MAX_GROUP) {
       group = this.pending;
       this.pending = [];
     } else {
       group = this.pending.splice(0, MAX_GROUP);
-      this.commitOnNextTurn();
     }
     if (group.length === 0) return;
-    this.commit(group);
+    if (!this.commit(group, closing ? undefined : this.busySince)) {
+      this.pending = this.pending.length === 0 ? group : group.concat(this.pending);
+      if (this.busySince === 0) this.busySince = performance.now();
+      this.retryLater();
+      return;
+    }
+    this.busySince = 0;
+    // What did not fit in the group goes in the next, at the next turn of the loop.
+    if (this.pending.length > 0 && !closing) this.commitOnNextTurn();
     this.lookAgain();
   }
+
+  /** The lock was taken: one timer stands in for every other way a commit gets scheduled. */
+  private retryLater(): void {
+    this.scheduled = true;
+    this.hopsLeft = 0;
+    if (this.retryTimer !== undefined) return;
+    this.retryTimer = setTimeout(this.retry, DEFERRED_RETRY_MS);
+  }
+
+  private readonly retry = (): void => {
+    this.retryTimer = undefined;
+    this.commitOnTurn();
+  };
 
   /** Wait LOOK_HOPS microtasks for the next calls of the callers just settled (see LOOK_HOPS). */
   private lookAgain(): void {

@@ -136,7 +136,9 @@ export class SqliteStore implements Store {
   /** Groups' write transactions, and waiting for another process's write lock (write-transaction.ts). */
   private readonly transactions: WriteTransactions;
   /** Calls waiting to be committed, and when they are (group-commit.ts). */
-  private readonly groups = new GroupCommit<Pending>((group) => this.commitGroup(group));
+  private readonly groups = new GroupCommit<Pending>((group, busySince) =>
+    this.commitGroup(group, busySince),
+  );
   private sweeping = false;
   private lastSweepError: string | undefined;
   private readonly sweepTimer: NodeJS.Timeout | undefined;
@@ -425,7 +427,11 @@ export class SqliteStore implements Store {
         return;
       }
       try {
-        const removed = this.sweepOnce();
+        const removed = this.sweepOnceUnlessBusy();
+        if (removed === undefined) {
+          this.sweeping = false; // the file is busy: the next interval tries again
+          return;
+        }
         this.swept += removed;
         if (removed > 0) this.written = true;
         this.lastSweepError = undefined;
@@ -446,12 +452,30 @@ export class SqliteStore implements Store {
   private sweepOnce(): number {
     let removed = 0;
     this.transactions.run(() => {
-      const gone = this.sweepBatch.all(Math.floor(this.clock() / SWEEP_GRAIN_MS)) as [string, string][];
-      // A cached row must not be updated by its old id once it is gone.
-      if (this.rows !== undefined) for (const [bucket, key] of gone) this.rows.delete(bucket, key);
-      removed = gone.length;
+      removed = this.deleteExpired();
     });
     return removed;
+  }
+
+  /**
+   * The background sweep's batch: as sweepOnce, but a file locked by another connection for longer
+   * than the store's short blocking wait gives undefined, so that the sweep does not hold up the
+   * event loop and tries again at its next interval.
+   */
+  private sweepOnceUnlessBusy(): number | undefined {
+    let removed = 0;
+    const ran = this.transactions.tryRun(() => {
+      removed = this.deleteExpired();
+    }, 0);
+    return ran ? removed : undefined;
+  }
+
+  /** Delete one batch of expired rows (inside a write transaction) and return how many. */
+  private deleteExpired(): number {
+    const gone = this.sweepBatch.all(Math.floor(this.clock() / SWEEP_GRAIN_MS)) as [string, string][];
+    // A cached row must not be updated by its old id once it is gone.
+    if (this.rows !== undefined) for (const [bucket, key] of gone) this.rows.delete(bucket, key);
+    return gone.length;
   }
 
   /** The timed checkpoint (wal.ts), when something was committed since the last; a busy file waits for the next tick. */
@@ -482,9 +506,11 @@ export class SqliteStore implements Store {
 
   /**
    * One group, in one BEGIN IMMEDIATE transaction (or a check made alone, see consumeAlone), then
-   * every call in it settled: all committed, or all rolled back and rejected.
+   * every call in it settled: all committed, or all rolled back and rejected. False, with nothing run,
+   * while another connection holds the write lock (GroupCommit tries again later; `busySince` as
+   * there, undefined to wait here for as long as busyTimeoutMs allows).
    */
-  private commitGroup(group: Pending[]): void {
+  private commitGroup(group: Pending[], busySince: number | undefined): boolean {
     if (group.length === 1 && group[0].alone !== undefined) {
       let result: unknown;
       try {
@@ -495,25 +521,28 @@ export class SqliteStore implements Store {
       if (result !== undefined) {
         this.written = true;
         group[0].resolve(result as never);
-        return;
+        return true;
       }
     }
     const results: unknown[] = new Array(group.length);
+    const body = () => {
+      this.rows?.validate(this.dataVersion.get());
+      for (let i = 0; i < group.length; i++) results[i] = group[i].run();
+    };
     try {
-      this.transactions.run(() => {
-        this.rows?.validate(this.dataVersion.get());
-        for (let i = 0; i < group.length; i++) results[i] = group[i].run();
-      });
+      if (busySince === undefined) this.transactions.run(body);
+      else if (!this.transactions.tryRun(body, busySince)) return false;
     } catch (error) {
       // Rows cached by the group's checks were never committed.
       this.rows?.clear();
       // The transaction rolled back: none of the group's checks happened, and each caller hears so.
       const failure = storeFailed(this.path, 'check', error);
       for (const call of group) call.reject(failure);
-      return;
+      return true;
     }
     this.written = true;
     for (let i = 0; i < group.length; i++) group[i].resolve(results[i] as never);
+    return true;
   }
 
   private consumeNow(key: string, policies: readonly Policy[], cost: number): PolicyDecision[] {

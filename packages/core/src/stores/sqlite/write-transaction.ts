@@ -14,6 +14,16 @@ import { type Database, sleepSync } from './driver.js';
  */
 const FIRST_BUSY_WAIT_MS = 0.05;
 const MAX_BUSY_WAIT_MS = 1;
+/**
+ * How long `tryRun` waits for the lock in place, blocking the event loop (better-sqlite3 is
+ * synchronous), before it hands the wait back to its caller to go on between turns of the loop: long
+ * enough for the groups of other processes sharing the file (each holds the lock well under a
+ * millisecond) to pass, short enough that a program keeping a transaction open for seconds cannot
+ * freeze the server, whose other requests, timers and the Limiter's deadline keep running.
+ */
+export const BLOCKING_WAIT_MS = 2;
+/** Between turns of the event loop, the lock is tried again this often (setTimeout). */
+export const DEFERRED_RETRY_MS = MAX_BUSY_WAIT_MS;
 
 export class WriteTransactions {
   private readonly begin;
@@ -54,9 +64,23 @@ export class WriteTransactions {
   /**
    * Run `body` in a BEGIN IMMEDIATE transaction: committed if it returns, rolled back if it throws.
    * Waiting for the write lock is SQLite's busy handler's job on a database the store was given, this
-   * class's on a file it opened (see FIRST_BUSY_WAIT_MS), up to busyTimeoutMs either way.
+   * class's on a file it opened (see FIRST_BUSY_WAIT_MS), up to busyTimeoutMs either way, blocking.
    */
   run(body: () => void): void {
+    this.transact(body, undefined);
+  }
+
+  /**
+   * As `run`, but on a file the store opened, waits for the lock here at most BLOCKING_WAIT_MS: false,
+   * with nothing run, while it is still taken, for the caller to try again later. `busySince` is when
+   * the caller's first try found it taken (performance.now(); 0 for a first try): once it has been
+   * taken for busyTimeoutMs, the SQLITE_BUSY error is thrown instead.
+   */
+  tryRun(body: () => void, busySince: number): boolean {
+    return this.transact(body, busySince);
+  }
+
+  private transact(body: () => void, busySince: number | undefined): boolean {
     if (this.db.inTransaction) {
       // Only on a database the store was given, whose application left its own transaction open:
       // the calls join it as a savepoint (and are committed or rolled back with it).
@@ -69,10 +93,10 @@ export class WriteTransactions {
       } finally {
         this.release.run();
       }
-      return;
+      return true;
     }
-    if (this.ownBusyWait) this.retryBusy(this.begin);
-    else this.begin.run();
+    if (!this.ownBusyWait) this.begin.run();
+    else if (!this.retryBusy(this.begin, busySince)) return false;
     try {
       body();
       this.commit.run();
@@ -80,22 +104,32 @@ export class WriteTransactions {
       if (this.db.inTransaction) this.rollback.run();
       throw error;
     }
+    return true;
   }
 
-  /** Run `statement` (no parameters), retrying while the file is busy, up to busyTimeoutMs. */
-  private retryBusy(statement: { run(): unknown }): void {
+  /**
+   * Run `statement` (no parameters), retrying while the file is busy: until busyTimeoutMs after
+   * `busySince` (or after the first busy try when it is 0 or undefined), then the error is thrown.
+   * With `busySince` given, false once BLOCKING_WAIT_MS have passed here (see tryRun).
+   */
+  private retryBusy(statement: { run(): unknown }, busySince: number | undefined): boolean {
     let deadline = 0;
+    let giveBackAt = Number.POSITIVE_INFINITY;
     let wait = FIRST_BUSY_WAIT_MS;
     for (;;) {
       try {
         withoutStack(() => statement.run());
-        return;
+        return true;
       } catch (error) {
         if (!isBusy(error)) throw error;
         const now = performance.now();
-        if (deadline === 0) deadline = now + this.busyTimeoutMs;
-        else if (now >= deadline) throw error;
-        sleepSync(Math.min(wait, deadline - now));
+        if (deadline === 0) {
+          deadline = (busySince || now) + this.busyTimeoutMs;
+          if (busySince !== undefined) giveBackAt = now + BLOCKING_WAIT_MS;
+        }
+        if (now >= deadline) throw error;
+        if (now >= giveBackAt) return false;
+        sleepSync(Math.min(wait, deadline - now, giveBackAt - now));
         wait = Math.min(wait * 2, MAX_BUSY_WAIT_MS);
       }
     }

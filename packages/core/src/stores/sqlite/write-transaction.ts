@@ -71,10 +71,10 @@ export class WriteTransactions {
   }
 
   /**
-   * As `run`, but on a file the store opened, waits for the lock here at most BLOCKING_WAIT_MS: false,
-   * with nothing run, while it is still taken, for the caller to try again later. `busySince` is when
-   * the caller's first try found it taken (performance.now(); 0 for a first try): once it has been
-   * taken for busyTimeoutMs, the SQLITE_BUSY error is thrown instead.
+   * As `run`, but on a file the store opened, waits for the lock here at most BLOCKING_WAIT_MS, and
+   * only on a first try: false, with nothing run, while it is still taken, for the caller to try
+   * again later. `busySince` is when the caller's first try found it taken (performance.now(); 0 for
+   * a first try): once it has been taken for busyTimeoutMs, the SQLITE_BUSY error is thrown instead.
    */
   tryRun(body: () => void, busySince: number): boolean {
     return this.transact(body, busySince);
@@ -125,7 +125,8 @@ export class WriteTransactions {
         const now = performance.now();
         if (deadline === 0) {
           deadline = (busySince || now) + this.busyTimeoutMs;
-          if (busySince !== undefined) giveBackAt = now + BLOCKING_WAIT_MS;
+          // Only a first try waits here: a group tried again from a timer has had its wait.
+          if (busySince !== undefined) giveBackAt = busySince === 0 ? now + BLOCKING_WAIT_MS : now;
         }
         if (now >= deadline) throw error;
         if (now >= giveBackAt) return false;

@@ -1,5 +1,5 @@
 /**
- * Chaos test server (a child process of test/chaos/redis.test.ts): a real Express app on a loopback
+ * Chaos test server (a child process of the chaos tests): a real Express app on a loopback
  * port, one route per limiter given in CHAOS_CONFIG. Each route calls limiter.consume and answers
  * 200, 429, or 503 + Retry-After when the limiter fails closed, with the Decision's `degraded` in the
  * body. It counts unhandled rejections and uncaught exceptions, samples each limiter's breaker state

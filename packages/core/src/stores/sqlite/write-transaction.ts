@@ -72,8 +72,8 @@ export class WriteTransactions {
 
   /**
    * As `run`, but on a file the store opened, waits for the lock here at most BLOCKING_WAIT_MS, and
-   * only on a first try: false, with nothing run, while it is still taken, for the caller to try
-   * again later. `busySince` is when the caller's first try found it taken (performance.now(); 0 for
+   * only on a first try: false, with nothing run, while it is still taken, for the caller to try again
+   * later. `busySince` is when the caller's first try found it taken (performance.now(); 0 for
    * a first try): once it has been taken for busyTimeoutMs, the SQLITE_BUSY error is thrown instead.
    */
   tryRun(body: () => void, busySince: number): boolean {

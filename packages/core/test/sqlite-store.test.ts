@@ -471,6 +471,28 @@ describe('SqliteStore: requests', () => {
     expect(await store.health()).toEqual({ ok: false, latencyMs: 0, detail: 'sqlite: closed' });
   });
 
+  it('close() while a group waits for a lock held elsewhere: it waits out busyTimeoutMs, then the calls reject', async () => {
+    const path = file();
+    const store = new SqliteStore({ path, busyTimeoutMs: 100, sweepIntervalMs: 0 });
+    const policies = hour(5, 'close-held:');
+    await store.consume('k', policies, 1);
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    const pending = store.consume('k', policies, 1).then(
+      () => 'committed',
+      (error: unknown) => (isFloodgateError(error, 'FLOODGATE_STORE_FAILED') ? 'rejected' : error),
+    );
+    await timerStalls(3, 5); // the group has found the lock taken and waits from a timer
+    await store.close();
+    expect(await pending).toBe('rejected');
+    other.exec('ROLLBACK');
+    // Nothing of the rejected call was counted.
+    const reopened = new SqliteStore({ path, sweepIntervalMs: 0 });
+    expect((await reopened.peek('k', policies))[0].remaining).toBe(4);
+    await reopened.close();
+    other.close();
+  });
+
   it('limits survive a restart (close and reopen the file)', async () => {
     const path = file();
     const policies = parsePolicies(['3/h', '10/d'], { prefix: 'restart:', algorithm: 'sliding-log' });

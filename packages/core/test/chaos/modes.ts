@@ -3,12 +3,12 @@
  * ~RPS requests/s, and the issue's bounds on latency, failure policy, breaker and recovery.
  */
 import { expect } from 'vitest';
-import { percentile, type Sample, type ServerStats } from './load.js';
+import { percentile, runLoad, type Sample, type ServerStats } from './load.js';
 
 export const RPS = 300;
 export const FALLBACK_LIMIT = 20;
 
-/** allow / deny / fallback: the three failure policies, side by side on one Redis. */
+/** allow / deny / fallback: the three failure policies, side by side on one store. */
 export function threeModes(url: string, prefix: string) {
   // timeoutMs is left at its default (250 ms): the bounds hold with the defaults.
   const common = { store: url, prefix };
@@ -26,6 +26,53 @@ export function threeModes(url: string, prefix: string) {
       },
     },
   };
+}
+
+/** When the store went out and came back (Date.now()), as the load saw it. */
+export interface OutageTimes {
+  outageAt: number;
+  backAt: number;
+}
+
+/**
+ * RPS requests/s to the three routes for `durationMs`, with the store taken out at `fromMs` and
+ * brought back at `toMs` after the start. The outage is stamped before `takeOut` (the store may be
+ * out before it returns) and the return after `bringBack` has returned (it is back only then).
+ */
+export async function loadThroughOutage(
+  port: number,
+  plan: {
+    durationMs: number;
+    fromMs: number;
+    toMs: number;
+    takeOut: () => unknown;
+    bringBack: () => unknown;
+  },
+): Promise<{ samples: Sample[]; times: OutageTimes }> {
+  const times = { outageAt: Number.POSITIVE_INFINITY, backAt: Number.POSITIVE_INFINITY };
+  const samples = await runLoad({
+    port,
+    rps: RPS,
+    durationMs: plan.durationMs,
+    path: modePath(() => Date.now() >= times.outageAt && Date.now() < times.backAt),
+    events: [
+      {
+        atMs: plan.fromMs,
+        run: async () => {
+          times.outageAt = Date.now();
+          await plan.takeOut();
+        },
+      },
+      {
+        atMs: plan.toMs,
+        run: async () => {
+          await plan.bringBack();
+          times.backAt = Date.now();
+        },
+      },
+    ],
+  });
+  return { samples, times };
 }
 
 export const MODES = ['allow', 'deny', 'fallback'] as const;
@@ -66,7 +113,7 @@ export function expectBoundedLatency(
 export function expectModes(
   samples: readonly Sample[],
   stats: ServerStats,
-  times: { outageAt: number; backAt: number },
+  times: OutageTimes,
   baselineP99: number,
 ): void {
   expectBoundedLatency(samples, baselineP99, stats);

@@ -12,6 +12,7 @@ import {
   expectBoundedLatency,
   expectModes,
   FALLBACK_LIMIT,
+  loadThroughOutage,
   MODES,
   modePath,
   RPS,
@@ -41,28 +42,12 @@ describe('chaos: Redis under load', () => {
     const store = await redis();
     const app = await server(threeModes(store.url, `chaos-kill-${process.pid}:`));
     const baseline = await warmUp(app.port, ['/allow', '/deny', '/fallback?k=warm']);
-    const times = { outageAt: Number.POSITIVE_INFINITY, backAt: Number.POSITIVE_INFINITY };
-    const samples = await runLoad({
-      port: app.port,
-      rps: RPS,
+    const { samples, times } = await loadThroughOutage(app.port, {
       durationMs: 6500,
-      path: modePath(() => Date.now() >= times.outageAt && Date.now() < times.backAt),
-      events: [
-        {
-          atMs: 1500,
-          run: async () => {
-            times.outageAt = Date.now();
-            await store.kill();
-          },
-        },
-        {
-          atMs: 3500,
-          run: async () => {
-            await store.restart();
-            times.backAt = Date.now();
-          },
-        },
-      ],
+      fromMs: 1500,
+      toMs: 3500,
+      takeOut: () => store.kill(),
+      bringBack: () => store.restart(),
     });
     expect(samples).toHaveLength(6500 * (RPS / 1000));
     expectModes(samples, await app.stats(), times, baseline);
@@ -72,28 +57,12 @@ describe('chaos: Redis under load', () => {
     const store = await redis();
     const app = await server(threeModes(store.url, `chaos-stop-${process.pid}:`));
     const baseline = await warmUp(app.port, ['/allow', '/deny', '/fallback?k=warm']);
-    const times = { outageAt: Number.POSITIVE_INFINITY, backAt: Number.POSITIVE_INFINITY };
-    const samples = await runLoad({
-      port: app.port,
-      rps: RPS,
+    const { samples, times } = await loadThroughOutage(app.port, {
       durationMs: 9000,
-      path: modePath(() => Date.now() >= times.outageAt && Date.now() < times.backAt),
-      events: [
-        {
-          atMs: 1000,
-          run: () => {
-            times.outageAt = Date.now();
-            store.freeze();
-          },
-        },
-        {
-          atMs: 6000,
-          run: () => {
-            store.thaw();
-            times.backAt = Date.now();
-          },
-        },
-      ],
+      fromMs: 1000,
+      toMs: 6000,
+      takeOut: () => store.freeze(),
+      bringBack: () => store.thaw(),
     });
     const stats = await app.stats();
     expectModes(samples, stats, times, baseline);

@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ChaosServer, runLoad, startChaosServer, warmUp } from './load.js';
-import { expectModes, modePath, RPS, threeModes } from './modes.js';
+import { type ChaosServer, startChaosServer, warmUp } from './load.js';
+import { expectModes, loadThroughOutage, threeModes } from './modes.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -67,28 +67,12 @@ describe('chaos: SQLite under load', () => {
     cleanup.push(() => app.stop());
     const baseline = await warmUp(app.port, ['/allow', '/deny', '/fallback?k=warm']);
     const holder = LockHolder.open(path);
-    const times = { outageAt: Number.POSITIVE_INFINITY, backAt: Number.POSITIVE_INFINITY };
-    const samples = await runLoad({
-      port: app.port,
-      rps: RPS,
+    const { samples, times } = await loadThroughOutage(app.port, {
       durationMs: 9000,
-      path: modePath(() => Date.now() >= times.outageAt && Date.now() < times.backAt),
-      events: [
-        {
-          atMs: 1000,
-          run: async () => {
-            await holder.lock();
-            times.outageAt = Date.now();
-          },
-        },
-        {
-          atMs: 6000,
-          run: async () => {
-            await holder.unlock();
-            times.backAt = Date.now();
-          },
-        },
-      ],
+      fromMs: 1000,
+      toMs: 6000,
+      takeOut: () => holder.lock(),
+      bringBack: () => holder.unlock(),
     });
     const stats = await app.stats();
     expectModes(samples, stats, times, baseline);

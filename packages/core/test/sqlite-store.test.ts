@@ -31,6 +31,7 @@ import { unsafeDriverPair } from '../src/stores/sqlite/driver.js';
 import { SqliteStore } from '../src/stores/sqlite/index.js';
 import type { RowCache } from '../src/stores/sqlite/row-cache.js';
 import { TestClock } from '../src/testing/index.js';
+import type { Policy } from '../src/types.js';
 import { createStore } from '../src/uri.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'floodgate-sqlite-'));
@@ -39,6 +40,16 @@ let n = 0;
 const file = () => join(dir, `t${++n}.db`);
 const hour = (limit: number, prefix: string, algorithm: (typeof ALGORITHM_NAMES)[number] = 'fixed-window') =>
   parsePolicies({ limit, window: '1h' }, { prefix, algorithm });
+
+/** A store on a new file, one check made on key "k", and another connection holding the write lock. */
+async function lockHeldAfterOneCheck(busyTimeoutMs: number, policies: readonly Policy[]) {
+  const path = file();
+  const store = new SqliteStore({ path, busyTimeoutMs, sweepIntervalMs: 0 });
+  await store.consume('k', policies, 1);
+  const other = new Database(path);
+  other.exec('BEGIN IMMEDIATE');
+  return { path, store, policies, other };
+}
 
 /** Run `count` timers of `ms` one after another; the longest any of them took past its `ms`. */
 async function timerStalls(count: number, ms: number): Promise<number> {
@@ -317,12 +328,7 @@ describe('SqliteStore: bad files fail at construction with the path and the caus
 describe('SqliteStore: requests', () => {
   it('a request-time lock timeout rejects with FLOODGATE_STORE_FAILED; the Limiter degrades; then it recovers', async () => {
     const stackTraceLimit = Error.stackTraceLimit;
-    const path = file();
-    const store = new SqliteStore({ path, busyTimeoutMs: 30 });
-    const policies = hour(10, 'busy:');
-    await store.consume('k', policies, 1);
-    const other = new Database(path);
-    other.exec('BEGIN IMMEDIATE');
+    const { store, policies, other } = await lockHeldAfterOneCheck(30, hour(10, 'busy:'));
     const failure = await store.consume('k', policies, 1).then(
       () => undefined,
       (error: unknown) => error,
@@ -341,12 +347,7 @@ describe('SqliteStore: requests', () => {
   });
 
   it('a lock held past the short blocking wait does not hold up the event loop; the check commits once it is free', async () => {
-    const path = file();
-    const store = new SqliteStore({ path, busyTimeoutMs: 2000, sweepIntervalMs: 0 });
-    const policies = hour(10, 'held:');
-    await store.consume('k', policies, 1);
-    const other = new Database(path);
-    other.exec('BEGIN IMMEDIATE');
+    const { store, policies, other } = await lockHeldAfterOneCheck(2000, hour(10, 'held:'));
     let settled = false;
     const pending = store.consume('k', policies, 1).finally(() => {
       settled = true;
@@ -472,12 +473,7 @@ describe('SqliteStore: requests', () => {
   });
 
   it('close() while a group waits for a lock held elsewhere: it waits out busyTimeoutMs, then the calls reject', async () => {
-    const path = file();
-    const store = new SqliteStore({ path, busyTimeoutMs: 100, sweepIntervalMs: 0 });
-    const policies = hour(5, 'close-held:');
-    await store.consume('k', policies, 1);
-    const other = new Database(path);
-    other.exec('BEGIN IMMEDIATE');
+    const { path, store, policies, other } = await lockHeldAfterOneCheck(100, hour(5, 'close-held:'));
     const pending = store.consume('k', policies, 1).then(
       () => 'committed',
       (error: unknown) => (isFloodgateError(error, 'FLOODGATE_STORE_FAILED') ? 'rejected' : error),

@@ -3,6 +3,7 @@
  * several processes"): exactness across processes, no SQLITE_BUSY surfaced, and durability of
  * what was committed when a writer is killed with SIGKILL.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,6 +68,41 @@ describe('SQLite store, several processes on one file', () => {
     );
     expect((await store.peek('hot', policies))[0].remaining).toBe(0);
     await store.close();
+  }, 120_000);
+
+  it('4 processes x 1,000 checks while another program checkpoints the file in a loop (TRUNCATE): exactly 500 admitted, no SQLITE_BUSY', async () => {
+    const path = join(dir, 'checkpointed.db');
+    const four = await startWorkers(path, 4);
+    // The sqlite3 shell, a process of its own, as an operator's script or a backup tool would run
+    // it: a TRUNCATE checkpoint every 2 ms, each holding the write lock while it runs.
+    const shell = spawn('sqlite3', [path]);
+    let rows = '';
+    shell.stdout.setEncoding('utf8');
+    shell.stdout.on('data', (chunk: string) => {
+      rows += chunk;
+    });
+    shell.stdin.write('.timeout 5000\n');
+    const loop = setInterval(() => shell.stdin.write('PRAGMA wal_checkpoint(TRUNCATE);\n'), 2);
+    try {
+      for (const [algorithm, wave] of [
+        ['fixed-window', 10],
+        ['token-bucket', 10],
+      ] as const) {
+        for (const w of four) w.send(`burst ${algorithm} checkpointed-${algorithm}: 1000 500 ${wave}`);
+        const results = await Promise.all(
+          four.map((w) => w.next<{ admitted: number; denied: number; failed: number; codes: string[] }>()),
+        );
+        expect(results.flatMap((r) => r.codes)).toEqual([]);
+        expect(results.reduce((sum, r) => sum + r.admitted, 0)).toBe(500);
+        expect(results.reduce((sum, r) => sum + r.admitted + r.denied, 0)).toBe(4000);
+      }
+    } finally {
+      clearInterval(loop);
+      shell.stdin.end('.quit\n');
+      await new Promise((resolve) => shell.once('exit', resolve));
+    }
+    // The checkpoints ran meanwhile: one "busy|log|checkpointed" row each.
+    expect(rows.split('\n').filter((line) => /^\d+\|-?\d+\|-?\d+$/.test(line)).length).toBeGreaterThan(10);
   }, 120_000);
 
   it('4 processes x 300 checks made alone (each awaited before the next) on one key, limit 500: exactly 500 admitted', async () => {

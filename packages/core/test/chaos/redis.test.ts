@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { parsePolicies } from '../../src/rate.js';
 import { RedisStore } from '../../src/stores/redis/index.js';
+import { LatencyProxy } from './latency-proxy.js';
 import { type ChaosServer, runLoad, startChaosServer, warmUp } from './load.js';
 import {
   expectBoundedLatency,
@@ -18,7 +19,7 @@ import {
   RPS,
   threeModes,
 } from './modes.js';
-import { RedisProcess } from './redis-process.js';
+import { RedisProcess, sleep } from './redis-process.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -67,6 +68,31 @@ describe('chaos: Redis under load', () => {
     const stats = await app.stats();
     expectModes(samples, stats, times, baseline);
     // The frozen store was noticed by deadlines, not errors.
+    expect(stats.routes.deny.health.counts.timeouts).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('Redis answering 2 s late for 5 s (a latency proxy): the deadline keeps the same bounds', async () => {
+    const store = await redis();
+    const proxy = await LatencyProxy.start(store.port);
+    cleanup.push(() => proxy.stop());
+    const app = await server(threeModes(proxy.url, `chaos-slow-${process.pid}:`));
+    const baseline = await warmUp(app.port, ['/allow', '/deny', '/fallback?k=warm']);
+    const { samples, times } = await loadThroughOutage(app.port, {
+      durationMs: 11_000,
+      fromMs: 1000,
+      toMs: 6000,
+      takeOut: () => {
+        proxy.delayMs = 2000;
+      },
+      // Answers are on time again once the 2 s of traffic held in the proxy have come through.
+      bringBack: async () => {
+        proxy.delayMs = 0;
+        await sleep(2000);
+      },
+    });
+    const stats = await app.stats();
+    expectModes(samples, stats, times, baseline);
+    // Redis answered all along, late: the deadline noticed, not errors.
     expect(stats.routes.deny.health.counts.timeouts).toBeGreaterThan(0);
   }, 60_000);
 

@@ -357,8 +357,15 @@ describe('SqliteStore: requests', () => {
     const longestStall = await timerStalls(20, 5);
     expect(settled).toBe(false);
     expect(longestStall).toBeLessThan(1000);
+    // health() says what the calls are waiting for (the file itself still reads fine).
+    const health = await store.health();
+    expect(health.ok).toBe(true);
+    expect(health.detail).toMatch(
+      /; 1 call waiting \d+ ms for the write lock, which another connection holds$/,
+    );
     other.exec('ROLLBACK');
     expect((await pending)[0].remaining).toBe(8);
+    expect((await store.health()).detail).not.toContain('waiting');
     // The calls that arrived while it waited commit behind it, in order.
     other.exec('BEGIN IMMEDIATE');
     const queued = [1, 2, 3].map(() => store.consume('k', policies, 1));

@@ -54,6 +54,16 @@ export class GroupCommit<T> {
    */
   constructor(private readonly commit: (group: T[], busySince: number | undefined) => boolean) {}
 
+  /** performance.now() when the group at the head of the queue first found the write lock taken; 0 if it has not. */
+  get waitingSince(): number {
+    return this.busySince;
+  }
+
+  /** Calls queued and not yet committed. */
+  get queued(): number {
+    return this.pending.length;
+  }
+
   /** Queue `call` for the next group. */
   add(call: T): void {
     this.pending.push(call);

@@ -377,10 +377,15 @@ export class SqliteStore implements Store {
         Number(this.db.pragma('synchronous', { simple: true }))
       ];
       const sweep = this.lastSweepError ? `; last sweep failed: ${this.lastSweepError}` : '';
+      const since = this.groups.waitingSince;
+      const waiting =
+        since === 0
+          ? ''
+          : `; ${plural(this.groups.queued, 'call')} waiting ${Math.round(started - since)} ms for the write lock, which another connection holds`;
       return {
         ok: true,
         latencyMs: performance.now() - started,
-        detail: `sqlite ${this.path} (journal_mode=${journal}, synchronous=${sync})${sweep}`,
+        detail: `sqlite ${this.path} (journal_mode=${journal}, synchronous=${sync})${sweep}${waiting}`,
       };
     } catch (error) {
       return {
@@ -709,4 +714,8 @@ function storeFailed(path: string, what: string, error: unknown): FloodgateError
     `SQLite ${what} on ${JSON.stringify(path)} failed: ${why}${code ? ` (${code})` : ''}`,
     { cause: error },
   );
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }

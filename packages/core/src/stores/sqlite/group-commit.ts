@@ -54,7 +54,10 @@ export class GroupCommit<T> {
    */
   constructor(private readonly commit: (group: T[], busySince: number | undefined) => boolean) {}
 
-  /** performance.now() when the group at the head of the queue first found the write lock taken; 0 if it has not. */
+  /**
+   * When the group at the head of the queue first found the write lock taken (performance.now(); 0
+   * when it has not): for health().
+   */
   get waitingSince(): number {
     return this.busySince;
   }

@@ -31,6 +31,11 @@ export function isFloodgateError(value: unknown, code?: FloodgateErrorCode): val
   return value instanceof FloodgateError && (code === undefined || value.code === code);
 }
 
+/** The message of something thrown: an Error's own, else the value as text. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** Quote a user value for an error message without letting a huge or odd value flood the log. */
 export function show(value: unknown): string {
   let text: string;

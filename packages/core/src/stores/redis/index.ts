@@ -5,7 +5,7 @@
  * Cluster slot, because the client's per-command cost, not Redis, is what limits throughput.
  */
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
-import { assertKnownOptions, FloodgateError, show } from '../../errors.js';
+import { assertKnownOptions, errorMessage, FloodgateError, show } from '../../errors.js';
 import { microtask } from '../../microtask.js';
 import { DeadlineWatch } from '../../resilience/deadline.js';
 import type { Clock, Policy, PolicyDecision, Store, StoreEntry, StoreHealth } from '../../types.js';
@@ -619,7 +619,7 @@ const TLS_FAILURE = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_(?:GET|VERIFY)|ALTNAME/;
 
 function storeError(error: unknown): FloodgateError {
   if (error instanceof FloodgateError) return error;
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && TLS_FAILURE.test(code)) {
     // Not connected, and it will not connect by itself: say what to look at.

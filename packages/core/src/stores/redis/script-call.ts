@@ -8,6 +8,7 @@
  * node) sends that call by EVALSHA and loads the library again in the background. No check fails
  * because Redis lost the script.
  */
+import { errorMessage } from '../../errors.js';
 import type { DeadlineWatch } from '../../resilience/deadline.js';
 import { floodgateScript } from './lua.js';
 
@@ -96,7 +97,7 @@ export class ScriptCall {
         if (this.functions === 'loading') this.functions = 'ready';
       },
       (error: unknown) => {
-        const message = error instanceof Error ? error.message : String(error);
+        const message = errorMessage(error);
         // A server without FUNCTION (Redis < 7) or an ACL that forbids it: EVALSHA for good.
         if (/unknown command|unknown subcommand|NOPERM|no permissions/i.test(message)) this.refuse();
         else {

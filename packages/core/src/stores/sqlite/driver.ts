@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
-import { FloodgateError } from '../../errors.js';
+import { errorMessage, FloodgateError } from '../../errors.js';
 
 export type Database = BetterSqlite3.Database;
 type DatabaseConstructor = typeof BetterSqlite3;
@@ -88,7 +88,7 @@ function isUnloadableBinary(error: unknown): boolean {
 }
 
 function unloadableBinary(moduleName: string, error: unknown): FloodgateError {
-  const cause = error instanceof Error ? error.message : String(error);
+  const cause = errorMessage(error);
   return new FloodgateError(
     'FLOODGATE_MISSING_DRIVER',
     `${moduleName} is installed but its native binary did not load (${oneLine(cause)}); ` +
@@ -118,7 +118,7 @@ export function openDatabase(path: string, busyTimeoutMs: number): Database {
 }
 
 export function openFailed(path: string, error: unknown): FloodgateError {
-  const cause = error instanceof Error ? error.message : String(error);
+  const cause = errorMessage(error);
   const code = (error as { code?: string }).code;
   return new FloodgateError(
     'FLOODGATE_STORE_OPEN_FAILED',

@@ -18,7 +18,7 @@
  * Bounded: every row carries expires_at; expired rows read as absent and are deleted in the
  * background in small batches (an index on the minute of expiry finds them).
  */
-import { assertKnownOptions, FloodgateError, show } from '../../errors.js';
+import { assertKnownOptions, errorMessage, FloodgateError, show } from '../../errors.js';
 import { evaluate, peekPolicy } from '../../evaluate.js';
 import type {
   AlgorithmState,
@@ -34,7 +34,8 @@ import { decodeHexState, StateEncoder } from './codec.js';
 import { type Database, loadDriver, openDatabase, openFailed } from './driver.js';
 import { GroupCommit } from './group-commit.js';
 import { type CachedRow, cacheable, RowCache } from './row-cache.js';
-import { ENTRIES_TABLE, SWEEP_GRAIN_MS, sweepAfter } from './schema.js';
+import { ENTRIES_TABLE, sweepAfter } from './schema.js';
+import { Sweeper } from './sweep.js';
 import { CHECKPOINT_INTERVAL_MS, checkpoint, configure, type SqliteSynchronous } from './wal.js';
 import { isBusy, WriteTransactions, withoutStack } from './write-transaction.js';
 
@@ -83,8 +84,6 @@ const SYNCHRONOUS: readonly SqliteSynchronous[] = ['off', 'normal', 'full', 'ext
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 const DEFAULT_SWEEP_INTERVAL_MS = 10_000;
 const DEFAULT_ROW_CACHE_SIZE = 100_000;
-/** Expired rows deleted per sweep transaction; the sweep yields to requests between batches. */
-const SWEEP_BATCH = 500;
 /** Rows read per page by entries(). */
 const ENTRIES_PAGE = 500;
 
@@ -108,8 +107,6 @@ export class SqliteStore implements Store {
   declare readonly defaults?: { readonly prefix?: string };
   /** The database file's path (':memory:' for an in-memory database). */
   readonly path: string;
-  /** Expired rows deleted by the sweep since the store was created. */
-  swept = 0;
 
   private readonly db: Database;
   private readonly ownsDatabase: boolean;
@@ -124,7 +121,6 @@ export class SqliteStore implements Store {
   private readonly removePrefix;
   private readonly firstPage;
   private readonly nextPage;
-  private readonly sweepBatch;
   private readonly probe;
   private readonly dataVersion;
   private readonly selectById;
@@ -139,9 +135,8 @@ export class SqliteStore implements Store {
   private readonly groups = new GroupCommit<Pending>((group, busySince) =>
     this.commitGroup(group, busySince),
   );
-  private sweeping = false;
-  private lastSweepError: string | undefined;
-  private readonly sweepTimer: NodeJS.Timeout | undefined;
+  /** Deletes expired rows (sweep.ts). */
+  private readonly sweeper: Sweeper;
   private readonly checkpointTimer: NodeJS.Timeout | undefined;
   /** Something was committed since the last timed checkpoint. */
   private written = false;
@@ -278,26 +273,18 @@ export class SqliteStore implements Store {
           .raw();
       this.firstPage = page('>=');
       this.nextPage = page('>');
-      // RETURNING names the rows that went, so the row cache forgets just those.
-      this.sweepBatch = db
-        .prepare(
-          `DELETE FROM ${ENTRIES_TABLE} WHERE id IN
-           (SELECT id FROM ${ENTRIES_TABLE} WHERE sweep_after <= ? LIMIT ${SWEEP_BATCH})
-           RETURNING bucket, key`,
-        )
-        .raw();
       this.probe = db.prepare('SELECT 1').pluck();
       this.dataVersion = db.prepare('PRAGMA data_version').pluck();
       this.transactions = new WriteTransactions(db, this.busyTimeoutMs);
       if (this.ownsDatabase) this.transactions.waitOwnWay();
+      this.sweeper = new Sweeper(db, this.transactions, this.rows, this.clock, () => {
+        this.written = true;
+      });
     } catch (error) {
       if (this.ownsDatabase) this.db.close();
       throw error instanceof FloodgateError ? error : openFailed(this.path, error);
     }
-    if (sweepIntervalMs > 0) {
-      this.sweepTimer = setInterval(() => this.sweepInBackground(), sweepIntervalMs);
-      this.sweepTimer.unref();
-    }
+    if (sweepIntervalMs > 0) this.sweeper.start(sweepIntervalMs);
     if (this.ownsDatabase && !this.db.memory) {
       this.checkpointTimer = setInterval(() => this.checkpointIfWritten(), CHECKPOINT_INTERVAL_MS);
       this.checkpointTimer.unref();
@@ -376,7 +363,7 @@ export class SqliteStore implements Store {
       const sync = ['off', 'normal', 'full', 'extra'][
         Number(this.db.pragma('synchronous', { simple: true }))
       ];
-      const sweep = this.lastSweepError ? `; last sweep failed: ${this.lastSweepError}` : '';
+      const sweep = this.sweeper.lastError ? `; last sweep failed: ${this.sweeper.lastError}` : '';
       const since = this.groups.waitingSince;
       const waiting =
         since === 0
@@ -391,7 +378,7 @@ export class SqliteStore implements Store {
       return {
         ok: false,
         latencyMs: performance.now() - started,
-        detail: `sqlite ${this.path}: ${message(error)}`,
+        detail: `sqlite ${this.path}: ${errorMessage(error)}`,
       };
     }
   }
@@ -401,86 +388,23 @@ export class SqliteStore implements Store {
     if (this.closed) return;
     this.groups.drain();
     this.closed = true;
-    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweeper.stop();
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     if (this.ownsDatabase) this.db.close();
   }
 
   /**
-   * Delete every expired row now, in batches of SWEEP_BATCH (one transaction each), and return how
-   * many. The background sweep does the same but yields to requests between batches.
+   * Delete every expired row now, in batches (one transaction each), and return how many. The
+   * background sweep does the same but yields to requests between batches (sweep.ts).
    */
   sweep(): number {
     this.assertOpen();
-    let total = 0;
-    for (;;) {
-      const removed = this.sweepOnce();
-      total += removed;
-      if (removed > 0) this.written = true;
-      if (removed < SWEEP_BATCH) break;
-    }
-    this.swept += total;
-    return total;
+    return this.sweeper.sweepAll();
   }
 
-  private sweepInBackground(): void {
-    if (this.sweeping || this.closed) return;
-    this.sweeping = true;
-    const step = () => {
-      if (this.closed) {
-        this.sweeping = false;
-        return;
-      }
-      try {
-        const removed = this.sweepOnceUnlessBusy();
-        if (removed === undefined) {
-          this.sweeping = false; // the file is busy: the next interval tries again
-          return;
-        }
-        this.swept += removed;
-        if (removed > 0) this.written = true;
-        this.lastSweepError = undefined;
-        if (removed === SWEEP_BATCH) {
-          setImmediate(step);
-          return;
-        }
-      } catch (error) {
-        // A busy or failing file: try again at the next interval; health() reports it meanwhile.
-        this.lastSweepError = message(error);
-      }
-      this.sweeping = false;
-    };
-    step();
-  }
-
-  /** One batch of the sweep, in its own write transaction. */
-  private sweepOnce(): number {
-    let removed = 0;
-    this.transactions.run(() => {
-      removed = this.deleteExpired();
-    });
-    return removed;
-  }
-
-  /**
-   * The background sweep's batch: as sweepOnce, but a file locked by another connection for longer
-   * than the store's short blocking wait gives undefined, so that the sweep does not hold up the
-   * event loop and tries again at its next interval.
-   */
-  private sweepOnceUnlessBusy(): number | undefined {
-    let removed = 0;
-    const ran = this.transactions.tryRun(() => {
-      removed = this.deleteExpired();
-    }, 0);
-    return ran ? removed : undefined;
-  }
-
-  /** Delete one batch of expired rows (inside a write transaction) and return how many. */
-  private deleteExpired(): number {
-    const gone = this.sweepBatch.all(Math.floor(this.clock() / SWEEP_GRAIN_MS)) as [string, string][];
-    // A cached row must not be updated by its old id once it is gone.
-    if (this.rows !== undefined) for (const [bucket, key] of gone) this.rows.delete(bucket, key);
-    return gone.length;
+  /** Expired rows deleted by the sweep since the store was created. */
+  get swept(): number {
+    return this.sweeper.swept;
   }
 
   /** The timed checkpoint (wal.ts), when something was committed since the last; a busy file waits for the next tick. */
@@ -699,16 +623,12 @@ function wholeNumber(value: unknown, name: string, example: number, max = 16_000
   return value;
 }
 
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 function storeFailed(path: string, what: string, error: unknown): FloodgateError {
   if (error instanceof FloodgateError) return error;
   const code = (error as { code?: string }).code;
   const why = isBusy(error)
     ? 'the database stayed locked by another connection for longer than busyTimeoutMs'
-    : message(error);
+    : errorMessage(error);
   return new FloodgateError(
     'FLOODGATE_STORE_FAILED',
     `SQLite ${what} on ${JSON.stringify(path)} failed: ${why}${code ? ` (${code})` : ''}`,

@@ -479,17 +479,34 @@ describe('SqliteStore: requests', () => {
     expect(await store.health()).toEqual({ ok: false, latencyMs: 0, detail: 'sqlite: closed' });
   });
 
-  it('close() while a group waits for a lock held elsewhere: it waits out busyTimeoutMs, then the calls reject', async () => {
-    const { path, store, policies, other } = await lockHeldAfterOneCheck(100, hour(5, 'close-held:'));
+  it('close() while a group waits for a lock held elsewhere: the event loop runs meanwhile; the group commits once the lock is free', async () => {
+    const { store, policies, other } = await lockHeldAfterOneCheck(2000, hour(5, 'close-held:'));
+    const pending = store.consume('k', policies, 1);
+    await timerStalls(3, 5); // the group has found the lock taken and waits from a timer
+    let closed = false;
+    const closing = store.close().then(() => {
+      closed = true;
+    });
+    // A call made once close() began is refused; the queued one still waits.
+    await expect(store.consume('k', policies, 1)).rejects.toMatchObject({ code: 'FLOODGATE_CLOSED' });
+    expect(await timerStalls(10, 5)).toBeLessThan(1000);
+    expect(closed).toBe(false);
+    other.exec('ROLLBACK');
+    await closing;
+    expect((await pending)[0].remaining).toBe(3);
+    expect(store.close()).toBe(store.close()); // closing again waits for the same close
+    other.close();
+  });
+
+  it('close() while the lock stays held past busyTimeoutMs: the queued calls reject, nothing of them counted', async () => {
+    const { path, store, policies, other } = await lockHeldAfterOneCheck(100, hour(5, 'close-busy:'));
     const pending = store.consume('k', policies, 1).then(
       () => 'committed',
       (error: unknown) => (isFloodgateError(error, 'FLOODGATE_STORE_FAILED') ? 'rejected' : error),
     );
-    await timerStalls(3, 5); // the group has found the lock taken and waits from a timer
     await store.close();
     expect(await pending).toBe('rejected');
     other.exec('ROLLBACK');
-    // Nothing of the rejected call was counted.
     const reopened = new SqliteStore({ path, sweepIntervalMs: 0 });
     expect((await reopened.peek('k', policies))[0].remaining).toBe(4);
     await reopened.close();

@@ -49,10 +49,9 @@ export class GroupCommit<T> {
   /**
    * `commit` runs one group (never empty) and settles every call in it, and must not throw. It may
    * instead answer false, with nothing run and nothing settled, when another connection holds the
-   * write lock: `busySince` is when this group first found it so (0: never yet), or undefined when the
-   * commit must wait for the lock however long it takes (closing).
+   * write lock: `busySince` is when this group first found it so (0: never yet).
    */
-  constructor(private readonly commit: (group: T[], busySince: number | undefined) => boolean) {}
+  constructor(private readonly commit: (group: T[], busySince: number) => boolean) {}
 
   /**
    * When the group at the head of the queue first found the write lock taken (performance.now(); 0
@@ -74,11 +73,18 @@ export class GroupCommit<T> {
     if (this.hopsLeft === 0) this.commitOnNextTurn();
   }
 
-  /** Commit everything queued now, group after group; later calls are the caller's to refuse. */
-  drain(): void {
-    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
-    while (this.pending.length > 0) this.commitNow(true);
+  /**
+   * Commit everything queued, group after group, now; while another connection holds the write lock,
+   * between turns of the event loop, as any group waits. Resolves once nothing is queued. Calls made
+   * meanwhile are the caller's to refuse.
+   */
+  async drain(): Promise<void> {
     this.stopped = true;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    while (this.pending.length > 0) {
+      if (!this.commitHead()) await new Promise((resolve) => setTimeout(resolve, DEFERRED_RETRY_MS));
+    }
   }
 
   /** Have what is queued committed at the next turn of the event loop (once, however often asked). */
@@ -90,17 +96,32 @@ export class GroupCommit<T> {
 
   /** The event loop's turn: commit what gathered since, and start a new stretch (see LOOK_BUDGET_MS). */
   private readonly commitOnTurn = (): void => {
-    if (this.retryTimer !== undefined) return; // the lock was found taken since: the timer commits
+    // Draining commits everything itself; a lock found taken since this was scheduled: the timer does.
+    if (this.stopped || this.retryTimer !== undefined) return;
     this.scheduled = false;
     this.lookingSince = 0;
     this.commitNow();
   };
 
   /**
-   * Commit up to MAX_GROUP queued calls as one group, then look for the calls its callers make next;
-   * or, the write lock taken, keep them queued and try again after DEFERRED_RETRY_MS.
+   * Commit the head of the queue, then look for the calls its callers make next; or, the write lock
+   * taken, try again after DEFERRED_RETRY_MS.
    */
-  private commitNow(closing = false): void {
+  private commitNow(): void {
+    if (!this.commitHead()) {
+      this.retryLater();
+      return;
+    }
+    // What did not fit in the group goes in the next, at the next turn of the loop.
+    if (this.pending.length > 0) this.commitOnNextTurn();
+    this.lookAgain();
+  }
+
+  /**
+   * Commit up to MAX_GROUP queued calls as one group: true. Or false, the write lock taken, with the
+   * calls kept at the head of the queue and when they first found it so.
+   */
+  private commitHead(): boolean {
     let group: T[];
     if (this.pending.length <= MAX_GROUP) {
       group = this.pending;
@@ -108,17 +129,14 @@ export class GroupCommit<T> {
     } else {
       group = this.pending.splice(0, MAX_GROUP);
     }
-    if (group.length === 0) return;
-    if (!this.commit(group, closing ? undefined : this.busySince)) {
-      this.pending = this.pending.length === 0 ? group : group.concat(this.pending);
-      if (this.busySince === 0) this.busySince = performance.now();
-      this.retryLater();
-      return;
+    if (group.length === 0) return true;
+    if (this.commit(group, this.busySince)) {
+      this.busySince = 0;
+      return true;
     }
-    this.busySince = 0;
-    // What did not fit in the group goes in the next, at the next turn of the loop.
-    if (this.pending.length > 0 && !closing) this.commitOnNextTurn();
-    this.lookAgain();
+    this.pending = this.pending.length === 0 ? group : group.concat(this.pending);
+    if (this.busySince === 0) this.busySince = performance.now();
+    return false;
   }
 
   /** The lock was taken: one timer stands in for every other way a commit gets scheduled. */

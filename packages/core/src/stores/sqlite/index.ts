@@ -141,6 +141,8 @@ export class SqliteStore implements Store {
   /** Something was committed since the last timed checkpoint. */
   private written = false;
   private closed = false;
+  /** close() under way or done. */
+  private closing: Promise<void> | undefined;
 
   /** Build a store from `sqlite:///relative.db`, `sqlite:////absolute.db` or `sqlite:///:memory:`. */
   static fromUri(uri: string): SqliteStore {
@@ -383,14 +385,21 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** Settle every queued call, stop the sweep, and close the database if this store opened it. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.groups.drain();
-    this.closed = true;
-    this.sweeper.stop();
-    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
-    if (this.ownsDatabase) this.db.close();
+  /**
+   * Refuse new calls, settle every queued one (a write lock another connection holds is waited for
+   * between turns of the event loop, up to busyTimeoutMs, as by any group), then stop the sweep and
+   * close the database if this store opened it.
+   */
+  close(): Promise<void> {
+    if (this.closing === undefined) {
+      this.closed = true;
+      this.closing = this.groups.drain().then(() => {
+        this.sweeper.stop();
+        if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+        if (this.ownsDatabase) this.db.close();
+      });
+    }
+    return this.closing;
   }
 
   /**
@@ -437,9 +446,9 @@ export class SqliteStore implements Store {
    * One group, in one BEGIN IMMEDIATE transaction (or a check made alone, see consumeAlone), then
    * every call in it settled: all committed, or all rolled back and rejected. False, with nothing run,
    * while another connection holds the write lock (GroupCommit tries again later; `busySince` as
-   * there, undefined to wait here for as long as busyTimeoutMs allows).
+   * there).
    */
-  private commitGroup(group: Pending[], busySince: number | undefined): boolean {
+  private commitGroup(group: Pending[], busySince: number): boolean {
     if (group.length === 1 && group[0].alone !== undefined) {
       let result: unknown;
       try {
@@ -459,8 +468,7 @@ export class SqliteStore implements Store {
       for (let i = 0; i < group.length; i++) results[i] = group[i].run();
     };
     try {
-      if (busySince === undefined) this.transactions.run(body);
-      else if (!this.transactions.tryRun(body, busySince)) return false;
+      if (!this.transactions.tryRun(body, busySince)) return false;
     } catch (error) {
       // Rows cached by the group's checks were never committed.
       this.rows?.clear();

@@ -9,6 +9,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { errorMessage, FloodgateError } from '../../errors.js';
 
 export type Database = BetterSqlite3.Database;
+export type Statement = BetterSqlite3.Statement;
 type DatabaseConstructor = typeof BetterSqlite3;
 
 let driver: DatabaseConstructor | undefined;

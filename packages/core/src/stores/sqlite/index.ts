@@ -34,7 +34,8 @@ import { decodeHexState, StateEncoder } from './codec.js';
 import { type Database, loadDriver, openDatabase, openFailed } from './driver.js';
 import { GroupCommit } from './group-commit.js';
 import { type CachedRow, cacheable, RowCache } from './row-cache.js';
-import { ENTRIES_TABLE, sweepAfter } from './schema.js';
+import { sweepAfter } from './schema.js';
+import { ENTRIES_PAGE, type EntryStatements, prepareEntryStatements } from './statements.js';
 import { Sweeper } from './sweep.js';
 import { CHECKPOINT_INTERVAL_MS, checkpoint, configure, type SqliteSynchronous } from './wal.js';
 import { isBusy, WriteTransactions, withoutStack } from './write-transaction.js';
@@ -84,8 +85,6 @@ const SYNCHRONOUS: readonly SqliteSynchronous[] = ['off', 'normal', 'full', 'ext
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 const DEFAULT_SWEEP_INTERVAL_MS = 10_000;
 const DEFAULT_ROW_CACHE_SIZE = 100_000;
-/** Rows read per page by entries(). */
-const ENTRIES_PAGE = 500;
 
 interface Pending {
   readonly run: () => unknown;
@@ -112,18 +111,8 @@ export class SqliteStore implements Store {
   private readonly ownsDatabase: boolean;
   private readonly clock: Clock;
   private readonly busyTimeoutMs: number;
-  private readonly select;
-  private readonly insert;
-  private readonly update;
-  private readonly updateAndMove;
-  private readonly updateIfUnchanged;
-  private readonly remove;
-  private readonly removePrefix;
-  private readonly firstPage;
-  private readonly nextPage;
-  private readonly probe;
-  private readonly dataVersion;
-  private readonly selectById;
+  /** The statements on the entries, prepared once (statements.ts). */
+  private readonly sql: EntryStatements;
   /** Rows this connection knows (undefined: off, or a database handed in that its owner also writes). */
   private readonly rows: RowCache | undefined;
   /** The state a statement writes, and the one consumeAlone expects to find (codec.ts). */
@@ -236,47 +225,7 @@ export class SqliteStore implements Store {
         busyTimeoutMs: this.busyTimeoutMs,
       });
       const db = this.db;
-      this.select = db
-        .prepare(
-          `SELECT id, hex(state), expires_at, sweep_after FROM ${ENTRIES_TABLE} WHERE bucket = ? AND key = ?`,
-        )
-        .raw();
-      this.insert = db.prepare(
-        `INSERT INTO ${ENTRIES_TABLE} (bucket, key, state, expires_at, sweep_after) VALUES (?, ?, ?, ?, ?)`,
-      );
-      // Two updates, so the sweep index is only rewritten when a row's minute actually moves.
-      this.update = db.prepare(`UPDATE ${ENTRIES_TABLE} SET state = ?, expires_at = ? WHERE id = ?`);
-      this.updateAndMove = db.prepare(
-        `UPDATE ${ENTRIES_TABLE} SET state = ?, expires_at = ?, sweep_after = ? WHERE id = ?`,
-      );
-      // A lone check on a cached row (consumeAlone): written only if the row is still as cached.
-      this.updateIfUnchanged = db.prepare(
-        `UPDATE ${ENTRIES_TABLE} SET state = ?, expires_at = ?
-         WHERE id = ? AND state = ? AND expires_at = ? AND bucket = ? AND key = ?`,
-      );
-      // A cached row after another connection's commit: by rowid, if the rowid is still this key's.
-      this.selectById = db
-        .prepare(
-          `SELECT hex(state), expires_at, sweep_after FROM ${ENTRIES_TABLE} WHERE id = ? AND bucket = ? AND key = ?`,
-        )
-        .raw();
-      this.remove = db.prepare(`DELETE FROM ${ENTRIES_TABLE} WHERE bucket = ? AND key = ?`);
-      // Buckets sharing a prefix are adjacent in the (bucket, key) index's order, so both statements
-      // start at the prefix, and the entries() page walk stops at the first bucket outside it.
-      this.removePrefix = db.prepare(
-        `DELETE FROM ${ENTRIES_TABLE} WHERE bucket >= @prefix AND substr(bucket, 1, length(@prefix)) = @prefix`,
-      );
-      const page = (from: string) =>
-        db
-          .prepare(
-            `SELECT bucket, key, hex(state), expires_at FROM ${ENTRIES_TABLE}
-             WHERE (bucket, key) ${from} (?, ?) ORDER BY bucket, key LIMIT ${ENTRIES_PAGE}`,
-          )
-          .raw();
-      this.firstPage = page('>=');
-      this.nextPage = page('>');
-      this.probe = db.prepare('SELECT 1').pluck();
-      this.dataVersion = db.prepare('PRAGMA data_version').pluck();
+      this.sql = prepareEntryStatements(db);
       this.transactions = new WriteTransactions(db, this.busyTimeoutMs);
       if (this.ownsDatabase) this.transactions.waitOwnWay();
       this.sweeper = new Sweeper(db, this.transactions, this.rows, this.clock, () => {
@@ -312,7 +261,7 @@ export class SqliteStore implements Store {
   reset(key: string, buckets: readonly string[]): Promise<void> {
     return this.enqueue(key, () => {
       for (const bucket of buckets) {
-        this.remove.run(bucket, key);
+        this.sql.remove.run(bucket, key);
         this.rows?.delete(bucket, key);
       }
     });
@@ -321,12 +270,12 @@ export class SqliteStore implements Store {
   clear(prefix: string): Promise<number> {
     return this.enqueue(prefix, () => {
       this.rows?.clear();
-      return this.removePrefix.run({ prefix }).changes;
+      return this.sql.removePrefix.run({ prefix }).changes;
     });
   }
 
   async *entries(prefix: string): AsyncIterable<StoreEntry> {
-    let page = this.firstPage;
+    let page = this.sql.firstPage;
     let bucket = prefix;
     let key = '';
     for (;;) {
@@ -337,7 +286,7 @@ export class SqliteStore implements Store {
       } catch (error) {
         throw storeFailed(this.path, 'entries', error);
       }
-      page = this.nextPage;
+      page = this.sql.nextPage;
       const now = this.clock();
       const wallNow = Date.now();
       for (const row of rows) {
@@ -360,7 +309,7 @@ export class SqliteStore implements Store {
     if (this.closed) return { ok: false, latencyMs: 0, detail: 'sqlite: closed' };
     const started = performance.now();
     try {
-      this.probe.get();
+      this.sql.probe.get();
       const journal = this.db.pragma('journal_mode', { simple: true });
       const sync = ['off', 'normal', 'full', 'extra'][
         Number(this.db.pragma('synchronous', { simple: true }))
@@ -464,7 +413,7 @@ export class SqliteStore implements Store {
     }
     const results: unknown[] = new Array(group.length);
     const body = () => {
-      this.rows?.validate(this.dataVersion.get());
+      this.rows?.validate(this.sql.dataVersion.get());
       for (let i = 0; i < group.length; i++) results[i] = group[i].run();
     };
     try {
@@ -504,13 +453,13 @@ export class SqliteStore implements Store {
         const row = rows[i];
         if (row === undefined) {
           const bucket = policies[i].bucket;
-          const id = Number(this.insert.run(bucket, key, state, expiresAt, minute).lastInsertRowid);
+          const id = Number(this.sql.insert.run(bucket, key, state, expiresAt, minute).lastInsertRowid);
           const epoch = this.rows?.epoch ?? 0;
           this.rows?.set(bucket, key, { id, state: step.state, expiresAt, sweepAfter: minute, epoch });
           continue;
         }
-        if (row.sweepAfter === minute) this.update.run(state, expiresAt, row.id);
-        else this.updateAndMove.run(state, expiresAt, minute, row.id);
+        if (row.sweepAfter === minute) this.sql.update.run(state, expiresAt, row.id);
+        else this.sql.updateAndMove.run(state, expiresAt, minute, row.id);
         // The cached row is updated in place (no Map write per check), or let go if it grew too long.
         row.state = step.state;
         row.expiresAt = expiresAt;
@@ -549,7 +498,7 @@ export class SqliteStore implements Store {
     if (!result.allowed || moves || !cacheable(step.state)) return undefined;
     const changes = withoutStack(
       () =>
-        this.updateIfUnchanged.run(
+        this.sql.updateIfUnchanged.run(
           this.encoder.encode(step.state),
           expiresAt,
           row.id,
@@ -579,7 +528,7 @@ export class SqliteStore implements Store {
     const cached = rows?.get(bucket, key);
     if (cached !== undefined && rows !== undefined) {
       if (cached.epoch === rows.epoch) return cached;
-      const again = this.selectById.get(cached.id, bucket, key) as StoredRow | undefined;
+      const again = this.sql.selectById.get(cached.id, bucket, key) as StoredRow | undefined;
       if (again !== undefined) {
         cached.state = decodeHexState(again[0]);
         cached.expiresAt = again[1];
@@ -590,7 +539,7 @@ export class SqliteStore implements Store {
       }
       rows.delete(bucket, key); // gone, or its rowid now another key's
     }
-    const found = this.select.get(bucket, key) as [id: number, ...StoredRow] | undefined;
+    const found = this.sql.select.get(bucket, key) as [id: number, ...StoredRow] | undefined;
     if (found === undefined) return undefined;
     const row: CachedRow = {
       id: found[0],

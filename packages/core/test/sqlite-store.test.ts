@@ -312,6 +312,19 @@ describe('SqliteStore: bad files fail at construction with the path and the caus
     holder.close();
   });
 
+  it('a file already at the current schema opens while another connection holds the write lock (opening only reads it)', async () => {
+    const path = file();
+    await new SqliteStore({ path }).close();
+    const holder = new Database(path);
+    holder.exec('BEGIN IMMEDIATE');
+    const store = new SqliteStore({ path, busyTimeoutMs: 50, sweepIntervalMs: 0 });
+    const pending = store.consume('k', hour(5, 'open-busy:'), 1);
+    holder.exec('ROLLBACK');
+    expect((await pending)[0].remaining).toBe(4);
+    await store.close();
+    holder.close();
+  });
+
   it('a file written by a newer schema version', () => {
     const path = file();
     const db = new Database(path);

@@ -335,16 +335,16 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Refuse new calls, settle every queued one (a write lock another connection holds is waited for
-   * between turns of the event loop, up to busyTimeoutMs, as by any group), then stop the sweep and
+   * Refuse new calls and stop the sweep, settle every queued call (a write lock another connection
+   * holds is waited for between turns of the event loop, up to busyTimeoutMs, as by any group), then
    * close the database if this store opened it.
    */
   close(): Promise<void> {
     if (this.closing === undefined) {
       this.closed = true;
+      this.sweeper.stop();
+      if (this.checkpointTimer) clearInterval(this.checkpointTimer);
       this.closing = this.groups.drain().then(() => {
-        this.sweeper.stop();
-        if (this.checkpointTimer) clearInterval(this.checkpointTimer);
         if (this.ownsDatabase) this.db.close();
       });
     }

@@ -389,6 +389,28 @@ describe('SqliteStore: requests', () => {
     await store.close();
   });
 
+  it('a group that times out on the lock takes the calls queued behind it along, so the queue cannot grow while the lock stays taken', async () => {
+    const { store, policies, other } = await lockHeldAfterOneCheck(300, hour(5000, 'pile:'));
+    // More calls than one group holds (1,024), all waiting on the same lock.
+    const rejectedAt: number[] = [];
+    const calls = Array.from({ length: 1500 }, () =>
+      store.consume('k', policies, 1).then(
+        () => 'committed',
+        (error: unknown) => {
+          rejectedAt.push(performance.now());
+          return isFloodgateError(error, 'FLOODGATE_STORE_FAILED') ? 'rejected' : error;
+        },
+      ),
+    );
+    expect(new Set(await Promise.all(calls))).toEqual(new Set(['rejected']));
+    // All at the first timeout; before, the 476 beyond the first group waited a second one.
+    expect(Math.max(...rejectedAt) - Math.min(...rejectedAt)).toBeLessThan(150);
+    other.exec('ROLLBACK');
+    expect((await store.consume('k', policies, 1))[0].remaining).toBe(4998);
+    other.close();
+    await store.close();
+  });
+
   it('a Limiter answers by its failure policy within its deadline while the lock is held; the check it gave up on is still counted', async () => {
     const path = file();
     const store = new SqliteStore({ path, busyTimeoutMs: 2000, sweepIntervalMs: 0 });

@@ -16,6 +16,13 @@ import { performance } from 'node:perf_hooks';
 import { microtask } from '../../microtask.js';
 import { DEFERRED_RETRY_MS } from './write-transaction.js';
 
+/**
+ * What a commit did with its group: settled every call in it (committed, or failed for a reason
+ * other than the lock); ran nothing, the write lock being taken (`waiting`: try again later); or
+ * failed every call, the lock having been taken for the store's whole busy timeout (`timed-out`).
+ */
+export type CommitOutcome = 'settled' | 'waiting' | 'timed-out';
+
 /** Most calls in one transaction: bounds how long one group holds the write lock. */
 const MAX_GROUP = 1024;
 /**
@@ -47,11 +54,10 @@ export class GroupCommit<T> {
   private retryTimer: NodeJS.Timeout | undefined;
 
   /**
-   * `commit` runs one group (never empty) and settles every call in it, and must not throw. It may
-   * instead answer false, with nothing run and nothing settled, when another connection holds the
-   * write lock: `busySince` is when this group first found it so (0: never yet).
+   * `commit` runs one group (never empty), must not throw, and says what it did (CommitOutcome).
+   * `busySince` is when this group first found the write lock taken (0: never yet).
    */
-  constructor(private readonly commit: (group: T[], busySince: number) => boolean) {}
+  constructor(private readonly commit: (group: T[], busySince: number) => CommitOutcome) {}
 
   /**
    * When the group at the head of the queue first found the write lock taken (performance.now(); 0
@@ -130,13 +136,36 @@ export class GroupCommit<T> {
       group = this.pending.splice(0, MAX_GROUP);
     }
     if (group.length === 0) return true;
-    if (this.commit(group, this.busySince)) {
-      this.busySince = 0;
-      return true;
+    const outcome = this.commit(group, this.busySince);
+    if (outcome === 'waiting') {
+      this.pending = this.pending.length === 0 ? group : group.concat(this.pending);
+      if (this.busySince === 0) this.busySince = performance.now();
+      return false;
     }
-    this.pending = this.pending.length === 0 ? group : group.concat(this.pending);
-    if (this.busySince === 0) this.busySince = performance.now();
-    return false;
+    if (outcome === 'timed-out') this.failQueued();
+    this.busySince = 0;
+    return true;
+  }
+
+  /**
+   * A group timed out: the calls queued behind it (more than one group holds) waited on the same lock,
+   * and fail with it at their first try, unless it has just been let go. Otherwise, with a lock held
+   * for minutes and callers that do not stop (no circuit breaker), each timeout would fail one group
+   * while more than one arrived, and the queue would grow, to be committed late when the lock is free.
+   */
+  private failQueued(): void {
+    const since = this.busySince === 0 ? performance.now() : this.busySince;
+    let queued = this.pending;
+    this.pending = [];
+    while (queued.length > 0) {
+      const group = queued.length <= MAX_GROUP ? queued : queued.slice(0, MAX_GROUP);
+      queued = queued.length <= MAX_GROUP ? [] : queued.slice(MAX_GROUP);
+      // A group the lock still keeps out would wait again: it goes back to the queue's head.
+      if (this.commit(group, since) === 'waiting') {
+        this.pending = group.concat(queued, this.pending);
+        return;
+      }
+    }
   }
 
   /** The lock was taken: one timer stands in for every other way a commit gets scheduled. */

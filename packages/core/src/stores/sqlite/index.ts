@@ -32,7 +32,7 @@ import type {
 import { invalidUri, numberParam, rejectUnknownParams, splitUri, withPrefix } from '../../uri.js';
 import { decodeHexState, StateEncoder } from './codec.js';
 import { type Database, loadDriver, openDatabase, openFailed } from './driver.js';
-import { GroupCommit } from './group-commit.js';
+import { type CommitOutcome, GroupCommit } from './group-commit.js';
 import { type CachedRow, cacheable, RowCache } from './row-cache.js';
 import { sweepAfter } from './schema.js';
 import { ENTRIES_PAGE, type EntryStatements, prepareEntryStatements } from './statements.js';
@@ -393,11 +393,11 @@ export class SqliteStore implements Store {
 
   /**
    * One group, in one BEGIN IMMEDIATE transaction (or a check made alone, see consumeAlone), then
-   * every call in it settled: all committed, or all rolled back and rejected. False, with nothing run,
-   * while another connection holds the write lock (GroupCommit tries again later; `busySince` as
-   * there).
+   * every call in it settled: all committed, or all rolled back and rejected. Or, while another
+   * connection holds the write lock, nothing run ('waiting': GroupCommit tries again later), or all
+   * rejected once it has held it for busyTimeoutMs since `busySince` ('timed-out').
    */
-  private commitGroup(group: Pending[], busySince: number): boolean {
+  private commitGroup(group: Pending[], busySince: number): CommitOutcome {
     if (group.length === 1 && group[0].alone !== undefined) {
       let result: unknown;
       try {
@@ -408,7 +408,7 @@ export class SqliteStore implements Store {
       if (result !== undefined) {
         this.written = true;
         group[0].resolve(result as never);
-        return true;
+        return 'settled';
       }
     }
     const results: unknown[] = new Array(group.length);
@@ -417,18 +417,18 @@ export class SqliteStore implements Store {
       for (let i = 0; i < group.length; i++) results[i] = group[i].run();
     };
     try {
-      if (!this.transactions.tryRun(body, busySince)) return false;
+      if (!this.transactions.tryRun(body, busySince)) return 'waiting';
     } catch (error) {
       // Rows cached by the group's checks were never committed.
       this.rows?.clear();
       // The transaction rolled back: none of the group's checks happened, and each caller hears so.
       const failure = storeFailed(this.path, 'check', error);
       for (const call of group) call.reject(failure);
-      return true;
+      return isBusy(error) ? 'timed-out' : 'settled';
     }
     this.written = true;
     for (let i = 0; i < group.length; i++) group[i].resolve(results[i] as never);
-    return true;
+    return 'settled';
   }
 
   private consumeNow(key: string, policies: readonly Policy[], cost: number): PolicyDecision[] {

@@ -10,7 +10,8 @@
  *
  * When another connection holds the write lock past the store's short blocking wait, the group is
  * kept, ahead of the calls that arrive meanwhile, and tried again after a timer: the event loop
- * runs in between.
+ * runs in between. A group that times out (the store's busyTimeoutMs) takes the calls queued behind
+ * it along (see failQueued).
  */
 import { performance } from 'node:perf_hooks';
 import { microtask } from '../../microtask.js';

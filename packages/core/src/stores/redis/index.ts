@@ -5,13 +5,14 @@
  * Cluster slot, because the client's per-command cost, not Redis, is what limits throughput.
  */
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
-import { assertKnownOptions, errorMessage, FloodgateError, show } from '../../errors.js';
+import { assertKnownOptions, FloodgateError, show } from '../../errors.js';
 import { microtask } from '../../microtask.js';
 import { DeadlineWatch } from '../../resilience/deadline.js';
 import type { Clock, Policy, PolicyDecision, Store, StoreEntry, StoreHealth } from '../../types.js';
 import { invalidUri, redact, splitUri } from '../../uri.js';
 import { answerBatch, BatchEncoder, type Check } from './batch.js';
 import { createClient, loadIoredis, type RedisClient, warnIfUnsafe } from './driver.js';
+import { closedError, isRedirectionLoop, storeError } from './failures.js';
 import { clientPart, parseRedisKey, redisKey, scanPattern, slotOf } from './keys.js';
 import { floodgateScript } from './lua.js';
 import { ScriptCall } from './script-call.js';
@@ -600,44 +601,6 @@ function decodeState(value: Buffer): number[] | undefined {
   const numbers = new Array<number>(count);
   for (let i = 0; i < count; i++) numbers[i] = value.readDoubleLE(3 + 8 * i);
   return numbers;
-}
-
-/** ioredis's Cluster error when every answer to a command was MOVED, ASK or TRYAGAIN: it ran nowhere. */
-const REDIRECTION_LOOP =
-  /^Too many Cluster redirections\. Last error: (?:ReplyError: )?(?:MOVED|ASK|TRYAGAIN)\b/;
-
-function isRedirectionLoop(error: unknown): boolean {
-  return error instanceof Error && REDIRECTION_LOOP.test(error.message);
-}
-
-/** Failures that mean "Redis cannot be reached now" rather than "Redis refused this command". */
-const UNAVAILABLE =
-  /Connection is closed|Too many Cluster redirections|Stream isn't writeable|isn't ready|enableOfflineQueue|max retries|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EPIPE|sentinel|CLUSTERDOWN|LOADING|MASTERDOWN|READONLY|TRYAGAIN|no connection|connection ended|not connected/i;
-
-/** Node's error codes for a TLS handshake that failed (certificate not trusted, expired, wrong name, alert). */
-const TLS_FAILURE = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_(?:GET|VERIFY)|ALTNAME/;
-
-function storeError(error: unknown): FloodgateError {
-  if (error instanceof FloodgateError) return error;
-  const message = errorMessage(error);
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && TLS_FAILURE.test(code)) {
-    // Not connected, and it will not connect by itself: say what to look at.
-    return new FloodgateError(
-      'FLOODGATE_STORE_UNAVAILABLE',
-      `Redis: the TLS handshake failed (${code}: ${message}); check the ca, cert and key the store was given`,
-      { cause: error },
-    );
-  }
-  return new FloodgateError(
-    UNAVAILABLE.test(message) ? 'FLOODGATE_STORE_UNAVAILABLE' : 'FLOODGATE_STORE_FAILED',
-    `Redis: ${message}`,
-    { cause: error },
-  );
-}
-
-function closedError(): FloodgateError {
-  return new FloodgateError('FLOODGATE_CLOSED', 'this RedisStore was closed; create a new one');
 }
 
 function positiveInteger(value: unknown, name: string, example: number): number {

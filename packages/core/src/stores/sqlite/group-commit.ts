@@ -129,17 +129,11 @@ export class GroupCommit<T> {
    * calls kept at the head of the queue and when they first found it so.
    */
   private commitHead(): boolean {
-    let group: T[];
-    if (this.pending.length <= MAX_GROUP) {
-      group = this.pending;
-      this.pending = [];
-    } else {
-      group = this.pending.splice(0, MAX_GROUP);
-    }
-    if (group.length === 0) return true;
+    if (this.pending.length === 0) return true;
+    const group = this.takeGroup();
     const outcome = this.commit(group, this.busySince);
     if (outcome === 'waiting') {
-      this.pending = this.pending.length === 0 ? group : group.concat(this.pending);
+      this.putBack(group);
       if (this.busySince === 0) this.busySince = performance.now();
       return false;
     }
@@ -156,17 +150,27 @@ export class GroupCommit<T> {
    */
   private failQueued(): void {
     const since = this.busySince === 0 ? performance.now() : this.busySince;
-    let queued = this.pending;
-    this.pending = [];
-    while (queued.length > 0) {
-      const group = queued.length <= MAX_GROUP ? queued : queued.slice(0, MAX_GROUP);
-      queued = queued.length <= MAX_GROUP ? [] : queued.slice(MAX_GROUP);
+    while (this.pending.length > 0) {
+      const group = this.takeGroup();
       // A group the lock still keeps out would wait again: it goes back to the queue's head.
       if (this.commit(group, since) === 'waiting') {
-        this.pending = group.concat(queued, this.pending);
+        this.putBack(group);
         return;
       }
     }
+  }
+
+  /** The next group: up to MAX_GROUP calls from the head of the queue. */
+  private takeGroup(): T[] {
+    if (this.pending.length > MAX_GROUP) return this.pending.splice(0, MAX_GROUP);
+    const group = this.pending;
+    this.pending = [];
+    return group;
+  }
+
+  /** `group`, which did not run, back at the head of the queue. */
+  private putBack(group: T[]): void {
+    this.pending = this.pending.length === 0 ? group : group.concat(this.pending);
   }
 
   /** The lock was taken: one timer stands in for every other way a commit gets scheduled. */

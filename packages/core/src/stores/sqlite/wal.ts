@@ -4,6 +4,7 @@
  */
 import { type Database, sleepSync } from './driver.js';
 import { migrate } from './schema.js';
+import { isBusy } from './write-transaction.js';
 
 export type SqliteSynchronous = 'off' | 'normal' | 'full' | 'extra';
 
@@ -54,7 +55,7 @@ export function configure(db: Database, options: JournalOptions): void {
         db.pragma('journal_mode = WAL');
         break;
       } catch (error) {
-        if ((error as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw error;
+        if (!isBusy(error) || Date.now() >= deadline) throw error;
         sleepSync(5);
       }
     }

@@ -3,7 +3,7 @@
  * ~RPS requests/s, and the issue's bounds on latency, failure policy, breaker and recovery.
  */
 import { expect } from 'vitest';
-import { percentile, runLoad, type Sample, type ServerStats } from './load.js';
+import { percentile, runLoad, type Sample, type ServerStats, warmUp } from './load.js';
 
 export const RPS = 300;
 export const FALLBACK_LIMIT = 20;
@@ -73,6 +73,11 @@ export async function loadThroughOutage(
     ],
   });
   return { samples, times };
+}
+
+/** The unmeasured second of load on the three routes (load.ts warmUp); the p99 it saw. */
+export function warmUpModes(port: number): Promise<number> {
+  return warmUp(port, ['/allow', '/deny', '/fallback?k=warm']);
 }
 
 export const MODES = ['allow', 'deny', 'fallback'] as const;

@@ -18,6 +18,7 @@ import {
   modePath,
   RPS,
   threeModes,
+  warmUpModes,
 } from './modes.js';
 import { RedisProcess, sleep } from './redis-process.js';
 
@@ -42,7 +43,7 @@ describe('chaos: Redis under load', () => {
   it('SIGKILL of Redis, then restart: allow / deny / fallback stay within bounds', async () => {
     const store = await redis();
     const app = await server(threeModes(store.url, `chaos-kill-${process.pid}:`));
-    const baseline = await warmUp(app.port, ['/allow', '/deny', '/fallback?k=warm']);
+    const baseline = await warmUpModes(app.port);
     const { samples, times } = await loadThroughOutage(app.port, {
       durationMs: 6500,
       fromMs: 1500,
@@ -57,7 +58,7 @@ describe('chaos: Redis under load', () => {
   it('SIGSTOP of Redis for 5 s, then SIGCONT: the deadline keeps the same bounds', async () => {
     const store = await redis();
     const app = await server(threeModes(store.url, `chaos-stop-${process.pid}:`));
-    const baseline = await warmUp(app.port, ['/allow', '/deny', '/fallback?k=warm']);
+    const baseline = await warmUpModes(app.port);
     const { samples, times } = await loadThroughOutage(app.port, {
       durationMs: 9000,
       fromMs: 1000,
@@ -76,7 +77,7 @@ describe('chaos: Redis under load', () => {
     const proxy = await LatencyProxy.start(store.port);
     cleanup.push(() => proxy.stop());
     const app = await server(threeModes(proxy.url, `chaos-slow-${process.pid}:`));
-    const baseline = await warmUp(app.port, ['/allow', '/deny', '/fallback?k=warm']);
+    const baseline = await warmUpModes(app.port);
     const { samples, times } = await loadThroughOutage(app.port, {
       durationMs: 11_000,
       fromMs: 1000,
@@ -101,7 +102,7 @@ describe('chaos: Redis under load', () => {
     cleanup.push(() => store.stop());
     const app = await server(threeModes(store.url, `chaos-boot-${process.pid}:`));
     // The first second of traffic (unmeasured) meets no Redis at all.
-    const baseline = await warmUp(app.port, ['/allow', '/deny', '/fallback?k=warm']);
+    const baseline = await warmUpModes(app.port);
     const times = { outageAt: 0, backAt: Number.POSITIVE_INFINITY };
     const samples = await runLoad({
       port: app.port,

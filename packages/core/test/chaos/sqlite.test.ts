@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ChaosServer, startChaosServer, warmUp } from './load.js';
-import { expectModes, loadThroughOutage, threeModes } from './modes.js';
+import { type ChaosServer, startChaosServer } from './load.js';
+import { expectModes, loadThroughOutage, threeModes, warmUpModes } from './modes.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -65,7 +65,7 @@ describe('chaos: SQLite under load', () => {
     // busyTimeoutMs is left at its default (5 s) and timeoutMs at its (250 ms): the bounds hold with the defaults.
     const app: ChaosServer = await startChaosServer(threeModes(`sqlite:///${path}`, 'chaos-lock:'));
     cleanup.push(() => app.stop());
-    const baseline = await warmUp(app.port, ['/allow', '/deny', '/fallback?k=warm']);
+    const baseline = await warmUpModes(app.port);
     const holder = LockHolder.open(path);
     const { samples, times } = await loadThroughOutage(app.port, {
       durationMs: 9000,
